@@ -1,0 +1,8 @@
+"""``python cli.py fit --config configs/reach.yaml`` does what ``quadlit fit ...`` does."""
+
+import sys
+
+from quadlit.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

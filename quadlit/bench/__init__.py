@@ -1,0 +1,21 @@
+"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|all``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHES = {
+    "reach": "quadlit.bench.reach",
+    "physics": "quadlit.bench.physics",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="quadlit bench", description="Run a benchmark and print its table.")
+    parser.add_argument("name", choices=[*BENCHES, "all"], help="which benchmark")
+    args, rest = parser.parse_known_args(argv)
+    names = list(BENCHES) if args.name == "all" else [args.name]
+    for name in names:
+        importlib.import_module(BENCHES[name]).main(rest)
+    return 0

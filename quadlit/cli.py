@@ -1,0 +1,119 @@
+"""The ``quadlit`` command: LightningCLI for fit/validate/test plus tool subcommands.
+
+    quadlit fit --config configs/reach.yaml
+    quadlit validate --config configs/reach.yaml --ckpt_path lightning_logs/version_0/checkpoints/last.ckpt
+    quadlit bench reach|physics
+    quadlit export-mjcf --out a1.xml
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import yaml
+from jsonargparse import ArgumentError
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from quadlit.errors import ConfigError
+from quadlit.training.data import RolloutDataModule
+from quadlit.training.module import QuadlitModule
+
+TOOL_COMMANDS = {
+    "bench": "quadlit.bench:main",
+    "export-mjcf": "quadlit.physics.mjcf:main",
+}
+
+
+class QuadlitCLI(LightningCLI):
+    """LightningCLI with the data module's sizes linked into the model."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.obs_dim", "model.obs_dim", apply_on="instantiate")
+        parser.link_arguments("data.action_dim", "model.action_dim", apply_on="instantiate")
+
+    def _check_ckpt_path(self) -> None:
+        sub = self.config.get("subcommand")
+        ckpt = self.config.get(sub, {}).get("ckpt_path") if sub else None
+        if ckpt and ckpt not in ("last", "best", "hpc", "registry") and not Path(ckpt).is_file():
+            raise ConfigError(f"--ckpt_path: no checkpoint file at {ckpt}")
+
+    def before_instantiate_classes(self) -> None:
+        self._check_ckpt_path()
+
+    def instantiate_classes(self) -> None:
+        # constructors validate their arguments; what they reject is the user's input
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(str(exc)) from exc
+
+
+def default_callbacks() -> list:
+    """Checkpoints: the last iteration, and the best by evaluation return."""
+    return [ModelCheckpoint(monitor="eval/return", mode="max", save_last=True, save_top_k=1,
+                            filename="best-{step}", auto_insert_metric_name=False)]
+
+
+def run_cli(args: list[str] | None = None) -> QuadlitCLI:
+    return QuadlitCLI(
+        QuadlitModule,
+        RolloutDataModule,
+        seed_everything_default=0,
+        trainer_defaults={
+            "max_epochs": 20,
+            "log_every_n_steps": 1,
+            "num_sanity_val_steps": 0,
+            "check_val_every_n_epoch": 5,
+            "callbacks": default_callbacks(),
+            "accelerator": "auto",
+            "devices": 1,
+        },
+        parser_kwargs={"exit_on_error": False},
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )
+
+
+def _run_tool(name: str, argv: list[str]) -> int:
+    module_name, func = TOOL_COMMANDS[name].split(":")
+    import importlib
+
+    return int(importlib.import_module(module_name).__getattribute__(func)(argv) or 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = str(exc).strip() or type(exc).__name__
+    lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+    # jsonargparse nests the real cause at the end ("Parser key ...: Expected ...")
+    if len(lines) > 1:
+        key = next((ln for ln in lines if ln.startswith(("Parser key", "Key", "Problem with given class_path"))), None)
+        detail = next((ln for ln in reversed(lines) if not ln.startswith(("Given value", "-", "tip:", "usage:"))),
+                      lines[-1])
+        return f"{key} {detail}" if key and key != detail else detail
+    return lines[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point. Bad input exits with status 2 and one line on stderr."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("QUADLIT_DEBUG") == "1"
+    try:
+        if argv and argv[0] in TOOL_COMMANDS:
+            return _run_tool(argv[0], argv[1:])
+        run_cli(argv)
+        return 0
+    except KeyboardInterrupt:
+        print("quadlit: interrupted", file=sys.stderr)
+        return 130
+    except (ConfigError, ArgumentError, yaml.YAMLError) as exc:
+        if debug:
+            raise
+        print(f"quadlit: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

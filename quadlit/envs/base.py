@@ -1,0 +1,115 @@
+"""The one environment contract every task implements.
+
+A task is a batch of ``num_envs`` environments held as structure-of-arrays state (one row per
+environment) and advanced by fused Numba kernels: one kernel call per shard advances every
+environment of that shard by one control step, including reward, observation, termination
+and auto-reset. The trainer sees only this contract.
+
+Shapes: ``N`` = num_envs, ``O`` = obs_dim, ``A`` = action_dim, ``K`` = len(reward_terms).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static description of a task, enough for the trainer to size its networks.
+
+    Args:
+        name: task name as used in configs ("reach", "balance").
+        obs_dim: length of one observation vector.
+        action_dim: length of one action vector; actions live in [-1, 1].
+        reward_terms: names of the reward terms, in the column order of ``StepResult.reward_terms``.
+        episode_metrics: names of per-episode metrics reported when an episode ends
+            (always starts with "return" and "length").
+        max_episode_steps: control steps before a time-out (truncation).
+        control_dt: seconds per control step.
+    """
+
+    name: str
+    obs_dim: int
+    action_dim: int
+    reward_terms: tuple[str, ...]
+    episode_metrics: tuple[str, ...] = ("return", "length")
+    max_episode_steps: int = 1000
+    control_dt: float = 0.02
+
+
+@dataclass
+class StepResult:
+    """What ``VecTask.step`` returns. Arrays are owned by the task and overwritten on the next
+    step: copy what you keep.
+
+    Attributes:
+        obs: observation after the step, shape (N, O), float32. For an environment whose
+            episode ended this step it is already the first observation of the next episode.
+        reward: shape (N,), float32, sum of the scaled reward terms.
+        terminated: shape (N,), bool: the episode ended by failure (no bootstrap).
+        truncated: shape (N,), bool: the episode ended by time-out (bootstrap from final_obs).
+        final_obs: shape (N, O), float32: the last observation of the ended episode; valid only
+            where ``terminated | truncated``.
+        reward_terms: shape (N, K), float32, each scaled term of this step's reward.
+        episode: per-episode metrics, each shape (N,), float32, valid only where an episode
+            ended this step (keys: ``EnvSpec.episode_metrics``).
+        num_nonfinite: how many environments had a non-finite physics state this step (they
+            were reset and their episode counted as terminated).
+    """
+
+    obs: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_obs: np.ndarray
+    reward_terms: np.ndarray
+    episode: dict[str, np.ndarray] = field(default_factory=dict)
+    num_nonfinite: int = 0
+
+    @property
+    def done(self) -> np.ndarray:
+        """Shape (N,), bool: an episode ended this step, by failure or time-out."""
+        return self.terminated | self.truncated
+
+
+class VecTask(abc.ABC):
+    """A batch of environments of one task.
+
+    Subclasses own the state arrays and a ``ShardPool``; ``step`` must be one fused kernel
+    call per shard. Environment ``i`` draws its random numbers only from its own stream
+    (``rng_state[i]``), so results do not depend on how environments are split into shards.
+    """
+
+    spec: EnvSpec
+    num_envs: int
+
+    @abc.abstractmethod
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Reset every environment (reseeding the per-env streams when ``seed`` is given).
+
+        Returns: observations, shape (N, O), float32.
+        """
+
+    @abc.abstractmethod
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Advance every environment by one control step.
+
+        Args:
+            actions: shape (N, A), float32 in [-1, 1] (values outside are clipped).
+        """
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Every array and counter needed to continue exactly where this batch is (NumPy
+        arrays, copied)."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (same num_envs)."""
+
+    def close(self) -> None:
+        """Release threads or other resources."""

@@ -1,0 +1,5 @@
+"""User-facing errors: bad input that the CLI reports in one line, without a traceback."""
+
+
+class ConfigError(ValueError):
+    """A configuration value, file or checkpoint that cannot be used; the message names it."""

@@ -1,0 +1,1 @@
+"""The training stack: rollout collection, the DataModule and the LightningModule."""

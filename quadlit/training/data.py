@@ -1,0 +1,198 @@
+"""RolloutDataModule: owns the environments and turns them into a stream of rollouts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from quadlit.envs.base import EnvSpec
+from quadlit.envs.pool import ShardPool
+from quadlit.errors import ConfigError
+from quadlit.tasks import make_task, task_spec
+from quadlit.tasks.reach.params import ReachParams
+from quadlit.training.resources import auto_num_envs
+from quadlit.training.rollout import Rollout, RolloutCollector
+
+
+class _RolloutStream(Dataset):
+    """A map-style dataset of ``length`` rollouts, each collected when it is asked for.
+
+    Because it has a length, Lightning does not prefetch: rollout k is collected after
+    update k-1, with the current policy.
+    """
+
+    def __init__(self, datamodule: "RolloutDataModule", length: int) -> None:
+        self.dm = datamodule
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> Rollout:
+        return self.dm.collect()
+
+
+class _EvalToken(Dataset):
+    """One item: validation runs its episodes inside a single validation_step."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+def _identity(batch: Any) -> Any:
+    return batch
+
+
+class RolloutDataModule(L.LightningDataModule):
+    """Environments, rollout collection and evaluation environments.
+
+    Args:
+        task: which task to train ("reach").
+        reach: parameters of the reach task (used when task is "reach").
+        num_envs: environments per process, or "auto" to size from free memory.
+        min_envs: lower bound for num_envs "auto".
+        max_envs: upper bound for num_envs "auto".
+        rollout_steps: control steps per environment in one rollout (T).
+        iterations_per_epoch: rollouts (= training iterations) per Lightning epoch.
+        physics_threads: threads stepping the environments (None: one per core).
+        seed: master seed of the training environments (each rank adds its rank).
+        eval_episodes: evaluation episodes run by validate (one per evaluation environment).
+        eval_seed: seed of the evaluation episodes (fixed, so evaluations are comparable).
+    """
+
+    def __init__(
+        self,
+        task: Literal["reach"] = "reach",
+        reach: ReachParams = ReachParams(),
+        num_envs: int | Literal["auto"] = "auto",
+        min_envs: int = 64,
+        max_envs: int = 256,
+        rollout_steps: int = 32,
+        iterations_per_epoch: int = 10,
+        physics_threads: int | None = None,
+        seed: int = 0,
+        eval_episodes: int = 32,
+        eval_seed: int = 12345,
+    ) -> None:
+        super().__init__()
+        if num_envs != "auto" and (not isinstance(num_envs, int) or num_envs < 1):
+            raise ValueError(f"data.num_envs must be a positive integer or 'auto', got {num_envs!r}")
+        if min_envs < 1 or max_envs < min_envs:
+            raise ValueError(f"data.min_envs and data.max_envs must satisfy 1 <= min_envs <= max_envs, "
+                             f"got {min_envs} and {max_envs}")
+        if rollout_steps < 1:
+            raise ValueError(f"data.rollout_steps must be >= 1, got {rollout_steps}")
+        if iterations_per_epoch < 1:
+            raise ValueError(f"data.iterations_per_epoch must be >= 1, got {iterations_per_epoch}")
+        if physics_threads is not None and physics_threads < 1:
+            raise ValueError(f"data.physics_threads must be >= 1 (or null for one per core), got {physics_threads}")
+        if eval_episodes < 1:
+            raise ValueError(f"data.eval_episodes must be >= 1, got {eval_episodes}")
+        self.task_name = task
+        self.task_params = {"reach": reach}[task]
+        self.spec: EnvSpec = task_spec(task, self.task_params)
+        self.num_envs_setting = num_envs
+        self.min_envs, self.max_envs = min_envs, max_envs
+        self.rollout_steps = rollout_steps
+        self.iterations_per_epoch = iterations_per_epoch
+        self.physics_threads = physics_threads
+        self.seed = seed
+        self.eval_episodes = eval_episodes
+        self.eval_seed = eval_seed
+        self.num_envs: int | None = None
+        self.collector: RolloutCollector | None = None
+        self.eval_task = None
+        self._pool: ShardPool | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    # sizes carried to the model by LightningCLI.link_arguments
+    @property
+    def obs_dim(self) -> int:
+        return self.spec.obs_dim
+
+    @property
+    def action_dim(self) -> int:
+        return self.spec.action_dim
+
+    def _device(self) -> torch.device:
+        if self.trainer is not None:
+            return self.trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def _rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
+
+    def setup(self, stage: str) -> None:
+        if self._pool is None:
+            self._pool = ShardPool(self.physics_threads)
+        if stage == "fit" and self.collector is None:
+            self.num_envs = (auto_num_envs(self.spec, self.rollout_steps, self.min_envs, self.max_envs,
+                                           self._device())
+                             if self.num_envs_setting == "auto" else int(self.num_envs_setting))
+            task = make_task(self.task_name, self.num_envs, self.task_params, self.seed + self._rank(), self._pool)
+            self.collector = RolloutCollector(task, self.rollout_steps)
+            self.collector.reset(self.seed + self._rank())
+            if self._pending_state is not None:
+                self._load_collector(self._pending_state)
+        if self.eval_task is None:
+            self.eval_task = make_task(self.task_name, self.eval_episodes, self.task_params, self.eval_seed,
+                                       self._pool)
+
+    def collect(self) -> Rollout:
+        """One rollout with the LightningModule's current policy, on its device."""
+        module = self.trainer.lightning_module
+        return self.collector.collect(module.policy, module.obs_norm, module.device, module.action_generator)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_RolloutStream(self, self.iterations_per_epoch), batch_size=None,
+                          shuffle=False, num_workers=0, collate_fn=_identity)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(_EvalToken(), batch_size=None, num_workers=0, collate_fn=_identity)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.collector is None:
+            return {}
+        return {"num_envs": self.num_envs, "task_name": self.task_name, "collector": self.collector.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        if state.get("task_name") != self.task_name:
+            raise ConfigError(f"checkpoint was trained on task {state.get('task_name')!r}, "
+                             f"but data.task is {self.task_name!r}")
+        if self.collector is None:
+            self._pending_state = state
+        else:
+            self._load_collector(state)
+
+    def _load_collector(self, state: dict[str, Any]) -> None:
+        if state["num_envs"] != self.num_envs and self.num_envs_setting == "auto":
+            self.collector.task.close()
+            self.num_envs = int(state["num_envs"])
+            task = make_task(self.task_name, self.num_envs, self.task_params, self.seed + self._rank(), self._pool)
+            self.collector = RolloutCollector(task, self.rollout_steps)
+        if state["num_envs"] != self.num_envs:
+            raise ConfigError(f"checkpoint holds {state['num_envs']} environments, but this run has "
+                             f"data.num_envs={self.num_envs}; set data.num_envs={state['num_envs']} to resume")
+        self.collector.load_state_dict(state["collector"])
+
+    def teardown(self, stage: str) -> None:
+        pass
+
+    def close(self) -> None:
+        for task in (getattr(self.collector, "task", None), self.eval_task):
+            if task is not None:
+                task.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

@@ -1,0 +1,260 @@
+"""QuadlitModule: recurrent PPO plus a world model, one training iteration per training_step."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from quadlit.algo.gae import compute_gae
+from quadlit.algo.losses import (
+    clipped_policy_loss,
+    clipped_value_loss,
+    entropy_bonus,
+    explained_variance,
+    normalize_advantages,
+)
+from quadlit.algo.sampler import env_minibatches
+from quadlit.models.entity_belief import EntityBelief
+from quadlit.models.world_model import WorldModel
+from quadlit.training.normalizer import RunningNorm
+from quadlit.training.rollout import Rollout, evaluate_policy, rows_to_state
+
+
+def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> None:
+    ok_lo = value > lo if lo_open else value >= lo
+    ok_hi = value < hi if hi_open else value <= hi
+    if not (ok_lo and ok_hi and math.isfinite(value)):
+        interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+        raise ValueError(f"model.{name} must be in {interval}, got {value}")
+
+
+class QuadlitModule(L.LightningModule):
+    """Recurrent PPO with an EntityBelief policy and a WorldModel trained on the same rollouts.
+
+    Args:
+        obs_dim: observation length (linked from the data module).
+        action_dim: action length (linked from the data module).
+        encoder_dim: width of the policy's observation encoder.
+        gat_heads: graph-attention heads.
+        gat_head_dim: width of each attention head.
+        lstm_hidden: LSTM hidden size.
+        init_log_std: initial log standard deviation of the pre-tanh action distribution.
+        wm_latent_dim: world-model latent size.
+        lr: Adam learning rate of the policy/value network.
+        wm_lr: Adam learning rate of the world model.
+        gamma: discount factor, in (0, 1].
+        gae_lambda: GAE lambda, in [0, 1].
+        clip_ratio: PPO policy clipping range.
+        value_clip: PPO value clipping range (0 disables value clipping).
+        entropy_coef: weight of the entropy bonus.
+        value_coef: weight of the value loss.
+        max_grad_norm: gradient-norm clipping threshold.
+        ppo_epochs: passes over each rollout.
+        num_minibatches: minibatches per pass, split by environment (sequences stay whole).
+        wm_updates: world-model gradient steps per rollout (0 disables the world model).
+        wm_batch_size: transitions per world-model step.
+        normalize_obs: keep running observation statistics and normalise the policy's input.
+        seed: seed of the action-sampling generator and minibatch order.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        encoder_dim: int = 64,
+        gat_heads: int = 4,
+        gat_head_dim: int = 32,
+        lstm_hidden: int = 128,
+        init_log_std: float = -0.5,
+        wm_latent_dim: int = 128,
+        lr: float = 3e-4,
+        wm_lr: float = 1e-3,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_ratio: float = 0.2,
+        value_clip: float = 0.2,
+        entropy_coef: float = 0.01,
+        value_coef: float = 0.5,
+        max_grad_norm: float = 1.0,
+        ppo_epochs: int = 4,
+        num_minibatches: int = 4,
+        wm_updates: int = 1,
+        wm_batch_size: int = 4096,
+        normalize_obs: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for name, v in (("obs_dim", obs_dim), ("action_dim", action_dim), ("encoder_dim", encoder_dim),
+                        ("gat_heads", gat_heads), ("gat_head_dim", gat_head_dim), ("lstm_hidden", lstm_hidden),
+                        ("wm_latent_dim", wm_latent_dim), ("ppo_epochs", ppo_epochs),
+                        ("num_minibatches", num_minibatches), ("wm_batch_size", wm_batch_size)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"model.{name} must be a positive integer, got {v!r}")
+        if not isinstance(wm_updates, int) or wm_updates < 0:
+            raise ValueError(f"model.wm_updates must be an integer >= 0, got {wm_updates!r}")
+        _check_range("lr", lr, 0.0, 1.0, lo_open=True)
+        _check_range("wm_lr", wm_lr, 0.0, 1.0, lo_open=True)
+        _check_range("gamma", gamma, 0.0, 1.0, lo_open=True)
+        _check_range("gae_lambda", gae_lambda, 0.0, 1.0)
+        _check_range("clip_ratio", clip_ratio, 0.0, 1.0, lo_open=True)
+        _check_range("value_clip", value_clip, 0.0, math.inf, hi_open=True)
+        _check_range("entropy_coef", entropy_coef, 0.0, math.inf, hi_open=True)
+        _check_range("value_coef", value_coef, 0.0, math.inf, hi_open=True)
+        _check_range("max_grad_norm", max_grad_norm, 0.0, math.inf, lo_open=True, hi_open=True)
+        _check_range("init_log_std", init_log_std, -10.0, 2.0)
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+
+        self.policy = EntityBelief(obs_dim, action_dim, encoder_dim=encoder_dim, gat_heads=gat_heads,
+                                   gat_head_dim=gat_head_dim, lstm_hidden=lstm_hidden, init_log_std=init_log_std)
+        self.world_model = WorldModel(obs_dim, action_dim, latent_dim=wm_latent_dim)
+        self.obs_norm = RunningNorm(obs_dim, enabled=normalize_obs)
+        self.action_generator = torch.Generator()
+        self.action_generator.manual_seed(seed)
+        self.minibatch_generator = torch.Generator()
+        self.minibatch_generator.manual_seed(seed + 1)
+        self.register_buffer("env_steps", torch.tensor(0, dtype=torch.int64))
+        self._fit_start: float | None = None
+
+    # ----------------------------------------------------------------------------- optimizers
+    def configure_optimizers(self):
+        ppo = torch.optim.Adam(self.policy.parameters(), lr=self.hparams.lr, eps=1e-5)
+        wm = torch.optim.Adam(self.world_model.parameters(), lr=self.hparams.wm_lr)
+        return [ppo, wm]
+
+    def on_fit_start(self) -> None:
+        if self.action_generator.device != self.device:
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(self.hparams.seed + 7919 * self.global_rank)
+            self.action_generator = gen
+        elif self.global_rank:
+            self.action_generator.manual_seed(self.hparams.seed + 7919 * self.global_rank)
+        self._fit_start = time.perf_counter()
+
+    # ----------------------------------------------------------------------------- training
+    def training_step(self, rollout: Rollout, batch_idx: int) -> None:
+        update_start = time.perf_counter()
+        self.obs_norm.update(rollout.obs)
+        advantages, returns = self._advantages(rollout)
+        wm_metrics = self._update_world_model(rollout)
+        ppo_metrics = self._update_policy(rollout, advantages, returns)
+        update_seconds = time.perf_counter() - update_start
+        self.env_steps += rollout.num_steps * self.trainer.world_size
+        self._log_iteration(rollout, ppo_metrics, wm_metrics, returns, update_seconds)
+
+    def _advantages(self, r: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+        return compute_gae(r.reward, r.value, r.terminated, r.truncated, r.truncation_value, r.last_value,
+                           gamma=self.hparams.gamma, lam=self.hparams.gae_lambda)
+
+    def _update_world_model(self, r: Rollout) -> dict[str, float]:
+        hp = self.hparams
+        if hp.wm_updates == 0:
+            return {}
+        _, wm_opt = self.optimizers()
+        obs = self.obs_norm(r.obs).flatten(0, 1)
+        next_obs = self.obs_norm(r.next_obs).flatten(0, 1)
+        action = r.action.flatten(0, 1)
+        reward = r.reward.flatten()
+        done = r.terminated.flatten()
+        total = obs.shape[0]
+        sums: dict[str, float] = {}
+        for _ in range(hp.wm_updates):
+            idx = torch.randint(total, (min(hp.wm_batch_size, total),), generator=self.minibatch_generator)
+            idx = idx.to(obs.device)
+            losses = self.world_model.losses(obs[idx], action[idx], reward[idx], next_obs[idx], done[idx])
+            if not torch.isfinite(losses["total"]):
+                sums["skipped_nonfinite"] = sums.get("skipped_nonfinite", 0.0) + 1.0
+                continue
+            wm_opt.zero_grad(set_to_none=True)
+            self.manual_backward(losses["total"])
+            torch.nn.utils.clip_grad_norm_(self.world_model.parameters(), hp.max_grad_norm)
+            wm_opt.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+        return {k: v / hp.wm_updates for k, v in sums.items()}
+
+    def _update_policy(self, r: Rollout, advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, float]:
+        hp = self.hparams
+        ppo_opt, _ = self.optimizers()
+        obs = self.obs_norm(r.obs)
+        num_envs = obs.shape[1]
+        num_mb = min(hp.num_minibatches, num_envs)
+        like = self.policy.initial_state(1, self.device)
+        stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0,
+                 "grad_norm": 0.0}
+        updates = 0
+        skipped = 0
+        for _ in range(hp.ppo_epochs):
+            for env_idx in env_minibatches(num_envs, num_mb, self.minibatch_generator):
+                env_idx = env_idx.to(self.device)
+                state = rows_to_state((r.h0[env_idx], r.c0[env_idx]), like)
+                log_prob, entropy, value = self.policy.evaluate(
+                    obs[:, env_idx], r.raw_action[:, env_idx], state, r.episode_start[:, env_idx])
+                adv = normalize_advantages(advantages[:, env_idx])
+                pi_loss, pi_stats = clipped_policy_loss(log_prob, r.log_prob[:, env_idx], adv, hp.clip_ratio)
+                if hp.value_clip > 0:
+                    v_loss = clipped_value_loss(value, r.value[:, env_idx], returns[:, env_idx], hp.value_clip)
+                else:
+                    v_loss = 0.5 * (value.float() - returns[:, env_idx]).square().mean()
+                ent = entropy_bonus(entropy)
+                loss = pi_loss + hp.value_coef * v_loss - hp.entropy_coef * ent
+                if not torch.isfinite(loss):
+                    skipped += 1
+                    continue
+                ppo_opt.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), hp.max_grad_norm)
+                ppo_opt.step()
+                updates += 1
+                stats["policy_loss"] += float(pi_loss.detach())
+                stats["value_loss"] += float(v_loss.detach())
+                stats["entropy"] += float(ent.detach())
+                stats["approx_kl"] += float(pi_stats["approx_kl"])
+                stats["clip_fraction"] += float(pi_stats["clip_fraction"])
+                stats["grad_norm"] += float(grad_norm)
+        out = {k: v / max(updates, 1) for k, v in stats.items()}
+        out["skipped_nonfinite"] = float(skipped)
+        return out
+
+    def _log_iteration(self, r: Rollout, ppo: dict[str, float], wm: dict[str, float], returns: torch.Tensor,
+                       update_seconds: float) -> None:
+        steps = r.num_steps * self.trainer.world_size
+        metrics: dict[str, float] = {f"train/{k}": v for k, v in ppo.items()}
+        metrics.update({f"world_model/{k}": v for k, v in wm.items()})
+        metrics.update({f"reward/{k}": v for k, v in r.reward_terms.items()})
+        metrics["train/explained_variance"] = float(explained_variance(r.value, returns))
+        metrics["train/reward_per_step"] = float(r.reward.mean())
+        metrics["perf/collect_steps_per_s"] = steps / max(r.collect_seconds, 1e-9)
+        metrics["perf/steps_per_s"] = steps / max(r.collect_seconds + update_seconds, 1e-9)
+        metrics["perf/collect_seconds"] = r.collect_seconds
+        metrics["perf/update_seconds"] = update_seconds
+        metrics["perf/num_envs"] = float(r.reward.shape[1] * self.trainer.world_size)
+        metrics["env/nonfinite_resets"] = float(r.num_nonfinite)
+        ep = r.episodes
+        if len(ep.get("return", ())) > 0:
+            for k, v in ep.items():
+                metrics[f"episode/{k}"] = float(np.mean(v))
+            metrics["episode/count"] = float(len(ep["return"]))
+        self.log_dict(metrics, on_step=True, on_epoch=False, sync_dist=self.trainer.world_size > 1)
+        self.log("env_steps", self.env_steps.float(), on_step=True, prog_bar=True, sync_dist=False)
+        if "episode/return" in metrics:
+            self.log("ep_return", metrics["episode/return"], on_step=True, prog_bar=True)
+
+    # ----------------------------------------------------------------------------- evaluation
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate("eval")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate("test")
+
+    def _evaluate(self, prefix: str) -> dict[str, float]:
+        dm = self.trainer.datamodule
+        result = evaluate_policy(self.policy, self.obs_norm, dm.eval_task, dm.eval_seed, self.device)
+        metrics = {f"{prefix}/{k}": float(np.mean(v)) for k, v in result.items()}
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, sync_dist=self.trainer.world_size > 1)
+        return metrics

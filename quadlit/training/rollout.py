@@ -1,0 +1,249 @@
+"""Rollout collection: T control steps of N environments with the current recurrent policy.
+
+The collector owns what must persist between rollouts: the current observations, which
+environments start a new episode on their next step, and every environment's LSTM state.
+Everything it keeps is saved by ``state_dict`` so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from quadlit.envs.base import VecTask
+from quadlit.training.normalizer import RunningNorm
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+def _batch_dim(state: LSTMState) -> int:
+    """The batch axis of an LSTM state tensor: (B, H) -> 0, (layers, B, H) -> 1."""
+    return state[0].dim() - 2
+
+
+def select_state(state: LSTMState, index: torch.Tensor) -> LSTMState:
+    """Rows ``index`` of an LSTM state (along its batch axis)."""
+    d = _batch_dim(state)
+    return tuple(s.index_select(d, index) for s in state)  # type: ignore[return-value]
+
+
+def state_rows(state: LSTMState) -> LSTMState:
+    """An LSTM state with the batch axis first: each (B, ...)."""
+    d = _batch_dim(state)
+    return tuple(s.movedim(d, 0).contiguous() for s in state)  # type: ignore[return-value]
+
+
+def rows_to_state(rows: LSTMState, like: LSTMState) -> LSTMState:
+    """Inverse of ``state_rows``: put the batch axis back where ``like`` has it."""
+    d = _batch_dim(like)
+    return tuple(r.movedim(0, d).contiguous() for r in rows)  # type: ignore[return-value]
+
+
+@dataclass
+class Rollout:
+    """One batch of experience. T = rollout steps, N = environments.
+
+    Attributes:
+        obs: (T, N, O) raw observations the policy saw (before normalisation).
+        next_obs: (T, N, O) raw observation after each step (the final one where an episode ended).
+        action: (T, N, A) squashed actions sent to the environments.
+        raw_action: (T, N, A) pre-tanh samples (what log-probabilities are computed from).
+        log_prob: (T, N) log-probabilities at collection.
+        value: (T, N) value estimates at collection.
+        reward: (T, N) rewards.
+        terminated: (T, N) float, 1 where the episode failed at this step.
+        truncated: (T, N) float, 1 where the episode timed out at this step.
+        episode_start: (T, N) float, 1 where this step is the first of an episode (LSTM reset).
+        truncation_value: (T, N) value of the final observation where truncated, else 0.
+        last_value: (N,) value of the observation after the last step.
+        h0, c0: (N, H) each environment's LSTM state before the first step.
+        reward_terms: mean of each named reward term over the rollout (for logging).
+        episodes: metric name -> values of episodes that ended during the rollout.
+        num_nonfinite: environments reset for a non-finite physics state.
+        collect_seconds: wall-clock time of the collection.
+    """
+
+    obs: torch.Tensor
+    next_obs: torch.Tensor
+    action: torch.Tensor
+    raw_action: torch.Tensor
+    log_prob: torch.Tensor
+    value: torch.Tensor
+    reward: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    episode_start: torch.Tensor
+    truncation_value: torch.Tensor
+    last_value: torch.Tensor
+    h0: torch.Tensor
+    c0: torch.Tensor
+    reward_terms: dict[str, float] = field(default_factory=dict)
+    episodes: dict[str, np.ndarray] = field(default_factory=dict)
+    num_nonfinite: int = 0
+    collect_seconds: float = 0.0
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.reward.shape[0] * self.reward.shape[1])
+
+    def to(self, device: torch.device) -> "Rollout":
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                setattr(self, f.name, v.to(device))
+        return self
+
+
+class RolloutCollector:
+    """Steps a ``VecTask`` with a policy and records ``Rollout`` batches.
+
+    Args:
+        task: the batched environments.
+        rollout_steps: control steps per rollout (T).
+    """
+
+    def __init__(self, task: VecTask, rollout_steps: int) -> None:
+        if rollout_steps < 1:
+            raise ValueError(f"data.rollout_steps must be >= 1, got {rollout_steps}")
+        self.task = task
+        self.rollout_steps = int(rollout_steps)
+        self.obs: np.ndarray | None = None
+        self.episode_start = np.ones(task.num_envs, dtype=bool)
+        self.lstm_state: LSTMState | None = None  # rows-first (N, H) on CPU between rollouts
+
+    def reset(self, seed: int) -> None:
+        self.obs = self.task.reset(seed).copy()
+        self.episode_start[:] = True
+        self.lstm_state = None
+
+    @torch.no_grad()
+    def collect(self, policy: torch.nn.Module, obs_norm: RunningNorm, device: torch.device,
+                generator: torch.Generator | None = None) -> Rollout:
+        """Run ``rollout_steps`` control steps with ``policy`` on ``device``.
+
+        The policy must provide ``initial_state(B, device)`` and
+        ``act(obs, state, episode_start, deterministic, generator) ->
+        (action, raw_u, log_prob, value, new_state)``.
+        """
+        if self.obs is None:
+            raise RuntimeError("RolloutCollector.reset(seed) must be called before collect()")
+        start = time.perf_counter()
+        task, T, N = self.task, self.rollout_steps, self.task.num_envs
+        spec = task.spec
+        like = policy.initial_state(N, device)
+        if self.lstm_state is None:
+            state = like
+        else:
+            state = rows_to_state(tuple(s.to(device) for s in self.lstm_state), like)
+        h0, c0 = (s.clone() for s in state_rows(state))
+
+        f32 = dict(dtype=torch.float32, device=device)
+        obs_buf = torch.empty((T, N, spec.obs_dim), **f32)
+        next_obs_buf = torch.empty((T, N, spec.obs_dim), **f32)
+        act_buf = torch.empty((T, N, spec.action_dim), **f32)
+        raw_buf = torch.empty((T, N, spec.action_dim), **f32)
+        logp_buf = torch.empty((T, N), **f32)
+        value_buf = torch.empty((T, N), **f32)
+        rew_buf = torch.empty((T, N), **f32)
+        term_buf = torch.empty((T, N), **f32)
+        trunc_buf = torch.empty((T, N), **f32)
+        start_buf = torch.empty((T, N), **f32)
+        trunc_value_buf = torch.zeros((T, N), **f32)
+        term_sums = np.zeros(len(spec.reward_terms), dtype=np.float64)
+        episodes: dict[str, list[np.ndarray]] = {k: [] for k in spec.episode_metrics}
+        num_nonfinite = 0
+
+        obs_t = torch.from_numpy(self.obs).to(device)
+        for t in range(T):
+            start_t = torch.from_numpy(self.episode_start).to(device=device, dtype=torch.float32)
+            obs_buf[t] = obs_t
+            start_buf[t] = start_t
+            action, raw, logp, value, state = policy.act(
+                obs_norm(obs_t), state, start_t, deterministic=False, generator=generator)
+            act_buf[t], raw_buf[t], logp_buf[t], value_buf[t] = action, raw, logp.float(), value.float()
+
+            result = task.step(action.float().cpu().numpy())
+            done = result.done
+            next_obs_np = np.where(done[:, None], result.final_obs, result.obs)
+            next_obs_buf[t] = torch.from_numpy(next_obs_np).to(device)
+            rew_buf[t] = torch.from_numpy(result.reward).to(device)
+            term_buf[t] = torch.from_numpy(result.terminated).to(device=device, dtype=torch.float32)
+            trunc_buf[t] = torch.from_numpy(result.truncated).to(device=device, dtype=torch.float32)
+            term_sums += result.reward_terms.sum(0, dtype=np.float64)
+            num_nonfinite += int(result.num_nonfinite)
+
+            if result.truncated.any():
+                idx = torch.from_numpy(np.flatnonzero(result.truncated)).to(device)
+                final = torch.from_numpy(result.final_obs[result.truncated]).to(device)
+                no_reset = torch.zeros(len(idx), **f32)
+                _, _, _, v_final, _ = policy.act(obs_norm(final), select_state(state, idx), no_reset,
+                                                 deterministic=True)
+                trunc_value_buf[t, idx] = v_final.float()
+            if done.any():
+                for k in spec.episode_metrics:
+                    episodes[k].append(result.episode[k][done].copy())
+            self.episode_start = done.copy()
+            obs_t = torch.from_numpy(result.obs).to(device)
+
+        start_t = torch.from_numpy(self.episode_start).to(device=device, dtype=torch.float32)
+        _, _, _, last_value, _ = policy.act(obs_norm(obs_t), state, start_t, deterministic=True)
+        self.obs = obs_t.cpu().numpy().copy()
+        self.lstm_state = tuple(s.cpu() for s in state_rows(state))  # type: ignore[assignment]
+
+        return Rollout(
+            obs=obs_buf, next_obs=next_obs_buf, action=act_buf, raw_action=raw_buf,
+            log_prob=logp_buf, value=value_buf, reward=rew_buf, terminated=term_buf,
+            truncated=trunc_buf, episode_start=start_buf, truncation_value=trunc_value_buf,
+            last_value=last_value.float(), h0=h0, c0=c0,
+            reward_terms={k: float(term_sums[j] / (T * N)) for j, k in enumerate(spec.reward_terms)},
+            episodes={k: (np.concatenate(v) if v else np.zeros(0, np.float32)) for k, v in episodes.items()},
+            num_nonfinite=num_nonfinite,
+            collect_seconds=time.perf_counter() - start,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task.state_dict(),
+            "obs": None if self.obs is None else self.obs.copy(),
+            "episode_start": self.episode_start.copy(),
+            "lstm_state": None if self.lstm_state is None else tuple(s.clone() for s in self.lstm_state),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.task.load_state_dict(state["task"])
+        self.obs = None if state["obs"] is None else np.array(state["obs"], dtype=np.float32)
+        self.episode_start = np.array(state["episode_start"], dtype=bool)
+        ls = state["lstm_state"]
+        self.lstm_state = None if ls is None else tuple(torch.as_tensor(s) for s in ls)  # type: ignore[assignment]
+
+
+@torch.no_grad()
+def evaluate_policy(policy: torch.nn.Module, obs_norm: RunningNorm, task: VecTask, seed: int,
+                    device: torch.device, deterministic: bool = True) -> dict[str, np.ndarray]:
+    """Run one full episode in every environment of ``task`` (reset with ``seed``).
+
+    Each environment's first episode is recorded; environments that finished early keep
+    stepping (auto-reset) but are no longer counted. Returns metric name -> (num_envs,) values.
+    """
+    N = task.num_envs
+    obs = torch.from_numpy(task.reset(seed).copy()).to(device)
+    state = policy.initial_state(N, device)
+    start = torch.ones(N, dtype=torch.float32, device=device)
+    finished = np.zeros(N, dtype=bool)
+    out = {k: np.zeros(N, dtype=np.float32) for k in task.spec.episode_metrics}
+    for _ in range(task.spec.max_episode_steps + 1):
+        action, _, _, _, state = policy.act(obs_norm(obs), state, start, deterministic=deterministic)
+        result = task.step(action.float().cpu().numpy())
+        newly = result.done & ~finished
+        for k in out:
+            out[k][newly] = result.episode[k][newly]
+        finished |= result.done
+        if finished.all():
+            break
+        start = torch.from_numpy(result.done).to(device=device, dtype=torch.float32)
+        obs = torch.from_numpy(result.obs).to(device)
+    return out

@@ -1,0 +1,72 @@
+import numpy as np
+import torch
+
+from quadlit.training.normalizer import RunningNorm
+from quadlit.training.rollout import RolloutCollector, evaluate_policy
+from tests.training.fake_task import CountingPolicy, CountingTask
+
+
+def _collect(n_envs=4, steps=5, rollouts=2):
+    task = CountingTask(n_envs)
+    collector = RolloutCollector(task, steps)
+    collector.reset(0)
+    policy, norm = CountingPolicy(), RunningNorm(3, enabled=False)
+    return [collector.collect(policy, norm, torch.device("cpu")) for _ in range(rollouts)], collector
+
+
+def test_rollout_buffers_follow_the_episodes():
+    (r1, r2), _ = _collect()
+    T, N = 5, 4
+    assert r1.obs.shape == (T, N, 3) and r1.reward.shape == (T, N) and r1.h0.shape == (N, 2)
+    # env 0 has 3-step episodes ending in failure: steps 0,1,2 | 3,4
+    assert r1.obs[:, 0, 1].tolist() == [0, 1, 2, 0, 1]
+    assert r1.episode_start[:, 0].tolist() == [1, 0, 0, 1, 0]
+    assert r1.terminated[:, 0].tolist() == [0, 0, 1, 0, 0]
+    assert r1.truncated[:, 0].sum() == 0
+    assert r1.reward[:, 0].tolist() == [1, 2, 3, 1, 2]
+    # next_obs is the final observation (step 3), not the reset one, where the episode ended
+    assert r1.next_obs[2, 0, 1] == 3 and r1.next_obs[1, 0, 1] == 2
+    # env 1 has 4-step episodes ending in time-out at t=3; bootstrap value = V(final obs):
+    # the policy's counter continues from 4 (steps consumed) to 5
+    assert r1.truncated[:, 1].tolist() == [0, 0, 0, 1, 0]
+    assert r1.truncation_value[3, 1] == 5.0
+    assert r1.truncation_value[:, 0].abs().sum() == 0  # never for failures
+    # values are the policy's counter at collection time
+    assert r1.value[:, 1].tolist() == [1, 2, 3, 4, 1]
+    # last_value continues the sequence without a reset for env 1 (started at t=4)
+    assert r1.last_value[1] == 2.0
+    # episodes that ended: env 0 (return 1+2+3), env 1 (1+2+3+4), env 2 (1+...+5); env 3 runs on
+    assert sorted(r1.episodes["return"].tolist()) == [6.0, 10.0, 15.0]
+    assert sorted(r1.episodes["length"].tolist()) == [3.0, 4.0, 5.0]
+
+
+def test_lstm_state_persists_across_rollouts_and_resets_at_episode_ends():
+    (r1, r2), collector = _collect()
+    # env 3 (6-step episodes) is mid-episode at the boundary: its counter carries over
+    assert r1.h0[3, 0] == 0.0
+    assert r2.h0[3, 0] == 5.0
+    assert r2.value[0, 3] == 6.0
+    # env 0 restarted at t=3 of r1 -> counter 2 at the end of r1
+    assert r2.h0[0, 0] == 2.0
+    # the second rollout continues the first one's observations
+    assert r2.obs[0, 3, 1] == 5.0
+
+
+def test_collector_state_dict_resumes_exactly():
+    (r1,), collector = _collect(rollouts=1)
+    saved = collector.state_dict()
+    a = collector.collect(CountingPolicy(), RunningNorm(3, enabled=False), torch.device("cpu"))
+    task2 = CountingTask(4)
+    other = RolloutCollector(task2, 5)
+    other.load_state_dict(saved)
+    b = other.collect(CountingPolicy(), RunningNorm(3, enabled=False), torch.device("cpu"))
+    for name in ("obs", "reward", "value", "terminated", "truncated", "episode_start", "h0"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_evaluate_policy_records_each_envs_first_episode():
+    task = CountingTask(4)
+    out = evaluate_policy(CountingPolicy(), RunningNorm(3, enabled=False), task, seed=0, device=torch.device("cpu"))
+    assert out["length"].tolist() == [3, 4, 5, 6]
+    assert out["return"].tolist() == [6, 10, 15, 21]
+    assert np.all(np.concatenate(task.actions_seen) == 0)
