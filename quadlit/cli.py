@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import yaml
@@ -87,6 +89,9 @@ def _run_tool(name: str, argv: list[str]) -> int:
 def _one_line(exc: BaseException) -> str:
     msg = str(exc).strip() or type(exc).__name__
     lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+    if lines[0].startswith("Problems parsing config"):
+        detail = " ".join(lines).split(":", 1)[1].replace('in "<unicode string>", ', "")
+        return f"config is not valid YAML:{detail}"
     # jsonargparse nests the real cause at the end ("Parser key ...: Expected ...")
     if len(lines) > 1:
         key = next((ln for ln in lines if ln.startswith(("Parser key", "Key", "Problem with given class_path"))), None)
@@ -96,10 +101,27 @@ def _one_line(exc: BaseException) -> str:
     return lines[0]
 
 
+def quiet_known_warnings() -> None:
+    """Silence warnings that say nothing actionable to a quadlit user."""
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    for pattern in (
+        r".*does not have many workers.*",  # rollouts are collected in-process on purpose
+        r".*isinstance\(treespec, LeafSpec\).*",
+        r".*LightningCLI's args parameter is intended.*",
+        r".*The number of training batches .* is smaller than the logging interval.*",
+    ):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point. Bad input exits with status 2 and one line on stderr."""
+    """Console entry point. Bad input exits with status 2 and one line on stderr.
+
+    Set ``QUADLIT_DEBUG=1`` to get the full traceback instead.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("QUADLIT_DEBUG") == "1"
+    quiet_known_warnings()
     try:
         if argv and argv[0] in TOOL_COMMANDS:
             return _run_tool(argv[0], argv[1:])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -47,6 +48,30 @@ class _EvalToken(Dataset):
 
 def _identity(batch: Any) -> Any:
     return batch
+
+
+def _arrays_to_tensors(tree: Any) -> Any:
+    """NumPy arrays -> tensors (recursively), so checkpoints load with ``weights_only=True``."""
+    if isinstance(tree, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(tree).copy())
+    if isinstance(tree, np.generic):
+        return tree.item()
+    if isinstance(tree, dict):
+        return {k: _arrays_to_tensors(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_arrays_to_tensors(v) for v in tree)
+    return tree
+
+
+def _tensors_to_arrays(tree: Any) -> Any:
+    """Inverse of ``_arrays_to_tensors`` for the environments' state (LSTM rows stay tensors)."""
+    if isinstance(tree, torch.Tensor):
+        return tree.numpy().copy()
+    if isinstance(tree, dict):
+        return {k: (v if k == "lstm_state" else _tensors_to_arrays(v)) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_tensors_to_arrays(v) for v in tree)
+    return tree
 
 
 class RolloutDataModule(L.LightningDataModule):
@@ -162,7 +187,8 @@ class RolloutDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         if self.collector is None:
             return {}
-        return {"num_envs": self.num_envs, "task_name": self.task_name, "collector": self.collector.state_dict()}
+        return {"num_envs": self.num_envs, "task_name": self.task_name,
+                "collector": _arrays_to_tensors(self.collector.state_dict())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
@@ -184,7 +210,7 @@ class RolloutDataModule(L.LightningDataModule):
         if state["num_envs"] != self.num_envs:
             raise ConfigError(f"checkpoint holds {state['num_envs']} environments, but this run has "
                              f"data.num_envs={self.num_envs}; set data.num_envs={state['num_envs']} to resume")
-        self.collector.load_state_dict(state["collector"])
+        self.collector.load_state_dict(_tensors_to_arrays(state["collector"]))
 
     def teardown(self, stage: str) -> None:
         pass

@@ -240,10 +240,10 @@ class QuadlitModule(L.LightningModule):
             for k, v in ep.items():
                 metrics[f"episode/{k}"] = float(np.mean(v))
             metrics["episode/count"] = float(len(ep["return"]))
-        self.log_dict(metrics, on_step=True, on_epoch=False, sync_dist=self.trainer.world_size > 1)
-        self.log("env_steps", self.env_steps.float(), on_step=True, prog_bar=True, sync_dist=False)
+        self.log_dict(metrics, on_step=True, on_epoch=False, sync_dist=self.trainer.world_size > 1, batch_size=1)
+        self.log("env_steps", self.env_steps.float(), on_step=True, prog_bar=True, batch_size=1)
         if "episode/return" in metrics:
-            self.log("ep_return", metrics["episode/return"], on_step=True, prog_bar=True)
+            self.log("ep_return", metrics["episode/return"], on_step=True, prog_bar=True, batch_size=1)
 
     # ----------------------------------------------------------------------------- evaluation
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -256,5 +256,6 @@ class QuadlitModule(L.LightningModule):
         dm = self.trainer.datamodule
         result = evaluate_policy(self.policy, self.obs_norm, dm.eval_task, dm.eval_seed, self.device)
         metrics = {f"{prefix}/{k}": float(np.mean(v)) for k, v in result.items()}
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, sync_dist=self.trainer.world_size > 1)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, sync_dist=self.trainer.world_size > 1,
+                      batch_size=1)
         return metrics

@@ -38,7 +38,7 @@ def test_pool_rejects_zero_threads():
         ShardPool(0)
 
 
-@nb.njit(cache=True)
+@nb.njit
 def _draw(states, n):
     out = np.empty((states.shape[0], n))
     for i in range(states.shape[0]):
@@ -47,7 +47,7 @@ def _draw(states, n):
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit
 def _draw_normal(states, n):
     out = np.empty(n)
     for k in range(n):

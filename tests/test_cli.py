@@ -1,0 +1,105 @@
+"""The command line: end-to-end fit -> validate on a tiny config, and one-line errors for bad input."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from quadlit.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = [
+    "--data.num_envs", "8", "--data.rollout_steps", "8", "--data.iterations_per_epoch", "2",
+    "--data.eval_episodes", "4", "--data.reach.max_steps", "40", "--data.physics_threads", "1",
+    "--model.lstm_hidden", "16", "--model.wm_batch_size", "32", "--model.num_minibatches", "2",
+    "--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch", "1",
+    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+]
+
+
+def _fit(tmp_path, *extra):
+    args = ["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY,
+            "--trainer.default_root_dir", str(tmp_path), *extra]
+    assert main(args) == 0
+    ckpts = sorted(tmp_path.rglob("last.ckpt"))
+    assert len(ckpts) == 1
+    return ckpts[0]
+
+
+def test_fit_then_validate_from_checkpoint(tmp_path, capsys):
+    last = _fit(tmp_path)
+    state = torch.load(last, weights_only=False)
+    assert state["global_step"] > 0
+    # the module, optimizers, observation statistics and the environments' state are all saved
+    assert any(k.startswith("policy.") for k in state["state_dict"])
+    assert state["state_dict"]["obs_norm.count"] == 2 * 2 * 8 * 8  # epochs x iterations x envs x steps
+    assert state["state_dict"]["env_steps"] == 2 * 2 * 8 * 8
+    assert len(state["optimizer_states"]) == 2
+    assert "RolloutDataModule" in state and state["RolloutDataModule"]["num_envs"] == 8
+    assert len(list(tmp_path.rglob("best-*.ckpt"))) == 1
+    assert len(list(tmp_path.rglob("events.out.tfevents.*"))) >= 1
+    assert len(list(tmp_path.rglob("config.yaml"))) == 1
+
+    capsys.readouterr()
+    assert main(["validate", "--config", str(REPO / "configs/reach.yaml"), *TINY,
+                 "--trainer.default_root_dir", str(tmp_path / "val"), "--ckpt_path", str(last)]) == 0
+    out = capsys.readouterr().out
+    assert "eval/return" in out and "eval/goals" in out
+
+
+BAD_INPUTS = [
+    (["--data.num_envs", "0"], "num_envs"),
+    (["--data.num_envs", "-5"], "num_envs"),
+    (["--data.task", "swim"], "data.task"),
+    (["--model.gamma", "1.5"], "gamma"),
+    (["--model.gamma", "0"], "gamma"),
+    (["--model.gae_lambda", "-0.1"], "gae_lambda"),
+    (["--model.lr", "-1"], "lr"),
+    (["--model.ppo_epochs", "0"], "ppo_epochs"),
+    (["--data.rollout_steps", "0"], "rollout_steps"),
+    (["--data.reach.goal_threshold", "-1"], "goal_threshold"),
+    (["--data.reach.max_steps", "0"], "max_steps"),
+    (["--model.lr", "fast"], "lr"),
+    (["--data.no_such_field", "1"], "no_such_field"),
+    (["--ckpt_path", "/nonexistent/model.ckpt"], "ckpt_path"),
+]
+
+
+@pytest.mark.parametrize("extra,needle", BAD_INPUTS, ids=[n for _, n in BAD_INPUTS])
+def test_bad_input_is_one_line_naming_the_field(tmp_path, capsys, extra, needle):
+    code = main(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY,
+                 "--trainer.default_root_dir", str(tmp_path), *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("quadlit: error:") and needle in err, err
+    assert "Traceback" not in err
+    assert not any(tmp_path.iterdir()), "nothing may be written on bad input"
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("data: [unclosed\n", "yaml"),
+    ("data:\n  num_envs: {}\n", "num_envs"),
+])
+def test_bad_config_file(tmp_path, capsys, content, needle):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(content)
+    code = main(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and needle in err.lower(), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_console_script_reports_bad_input_without_traceback(tmp_path):
+    exe = Path(sys.executable).parent / "quadlit"
+    proc = subprocess.run([str(exe), "fit", "--config", str(REPO / "configs/reach.yaml"), "--model.gamma", "2"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "model.gamma" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "lightning_logs").exists()
