@@ -22,8 +22,14 @@ install: $(STAMP)
 train: $(STAMP)
 	$(VENV)/bin/quadlit fit --config $(CONFIG)
 
+# Rendering tests need an X display: without one, run the suite under Xvfb when it is installed.
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@if [ -z "$$DISPLAY" ] && command -v xvfb-run >/dev/null 2>&1; then \
+		echo "no DISPLAY: running the tests under xvfb-run"; \
+		xvfb-run -a $(PY) -m pytest $(PYTEST_ARGS); \
+	else \
+		$(PY) -m pytest $(PYTEST_ARGS); \
+	fi
 
 bench: $(STAMP)
 	$(VENV)/bin/quadlit bench all

@@ -22,6 +22,7 @@ from lightning.pytorch.cli import LightningCLI
 from quadlit.errors import ConfigError
 from quadlit.training.data import RolloutDataModule
 from quadlit.training.module import QuadlitModule
+from quadlit.training.video import EvalVideo
 
 TOOL_COMMANDS = {
     "bench": "quadlit.bench:main",
@@ -54,9 +55,12 @@ class QuadlitCLI(LightningCLI):
 
 
 def default_callbacks() -> list:
-    """Checkpoints: the last iteration, and the best by evaluation return."""
-    return [ModelCheckpoint(monitor="eval/return", mode="max", save_last=True, save_top_k=1,
-                            filename="best-{step}", auto_insert_metric_name=False)]
+    """Checkpoints (the last iteration, and the best by evaluation return) and evaluation videos."""
+    return [
+        ModelCheckpoint(monitor="eval/return", mode="max", save_last=True, save_top_k=1,
+                        filename="best-{step}", auto_insert_metric_name=False),
+        EvalVideo(),
+    ]
 
 
 def run_cli(args: list[str] | None = None) -> QuadlitCLI:

@@ -50,14 +50,49 @@ def kernel_throughput(
     return num_envs * steps / elapsed
 
 
-# ---- end-to-end fit measurement (the lead wires this up) ------------------------------------
-def fit_throughput(num_envs: int, threads: int, steps: int) -> float:
-    """HOOK: env-steps per second of a whole ``fit`` on reach (rollout + PPO update).
+# ---- end-to-end fit measurement ---------------------------------------------------------------
+def fit_throughput(num_envs: int, threads: int | None, iterations: int = 30, warmup: int = 3,
+                   rollout_steps: int = 32) -> dict[str, float]:
+    """Env-steps per second of a whole ``quadlit fit`` on reach (rollout collection + world-model
+    and PPO updates), timed over ``iterations`` after ``warmup`` iterations (compilation excluded).
 
-    Not implemented here: the training stack lives elsewhere. Replace the body with a short
-    fit on a tiny reach config and return collected env-steps / wall seconds.
+    Returns: {"steps_per_s", "collect_steps_per_s", "collect_share"}.
     """
-    raise NotImplementedError("end-to-end fit throughput: to be wired up by the lead")
+    import tempfile
+
+    from lightning.pytorch.callbacks import Callback
+
+    from quadlit.cli import QuadlitCLI, quiet_known_warnings
+    from quadlit.training.data import RolloutDataModule
+    from quadlit.training.module import QuadlitModule
+
+    class _Timer(Callback):
+        def __init__(self) -> None:
+            self.stamps: list[float] = []
+            self.collect: list[float] = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            self.stamps.append(time.perf_counter())
+            self.collect.append(batch.collect_seconds)
+
+    timer = _Timer()
+    quiet_known_warnings()
+    total = warmup + iterations
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ["fit", "--data.task", "reach", "--data.num_envs", str(num_envs),
+                "--data.rollout_steps", str(rollout_steps), "--data.iterations_per_epoch", str(total),
+                "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0",
+                "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+                "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
+                "--trainer.default_root_dir", tmp]
+        if threads is not None:
+            args += ["--data.physics_threads", str(threads)]
+        QuadlitCLI(QuadlitModule, RolloutDataModule, args=args, trainer_defaults={"callbacks": [timer]},
+                   parser_kwargs={"exit_on_error": False}, seed_everything_default=0)
+    seconds = timer.stamps[-1] - timer.stamps[warmup - 1]
+    steps = iterations * num_envs * rollout_steps
+    collect = sum(timer.collect[warmup:])
+    return {"steps_per_s": steps / seconds, "collect_steps_per_s": steps / collect, "collect_share": collect / seconds}
 
 
 # ---- policy baselines: what learning can be expected to achieve -----------------------------
@@ -121,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     add("--steps", type=int, default=200, help="timed steps per repeat")
     add("--repeats", type=int, default=5, help="repeats; the median is reported")
     add("--baselines", action="store_true", help="also report random/scripted goals per episode")
-    add("--fit", action="store_true", help="also measure end-to-end fit throughput (hook)")
+    add("--no-fit", action="store_true", help="skip the end-to-end fit measurement")
+    add("--fit-envs", type=_ints, default=(256, 1024), help="env counts of the end-to-end fit measurement")
     args = parser.parse_args(argv)
 
     print("reach kernel throughput (ReachTask.step), env-steps/s, median of", args.repeats)
@@ -140,13 +176,12 @@ def main(argv: list[str] | None = None) -> None:
             goals, ret = goals_per_episode(policy)
             print(f"{name:>9} policy: {goals:.2f} goals/episode, return {ret:.1f} (1000 envs)")
 
-    # ---- end-to-end fit measurement (lead) ----
-    if args.fit:
-        try:
-            rate = fit_throughput(num_envs=256, threads=max(args.threads), steps=args.steps)
-            print(f"end-to-end fit: {rate:.0f} env-steps/s")
-        except NotImplementedError as err:
-            print(f"end-to-end fit: not measured ({err})")
+    if not args.no_fit:
+        print("end-to-end fit (rollout + world model + 4 PPO epochs), env-steps/s, 30 iterations after 3 warm-up")
+        for n in args.fit_envs:
+            r = fit_throughput(n, None)
+            print(f"{n:>7} envs: {r['steps_per_s']:>10.0f} overall, {r['collect_steps_per_s']:>10.0f} while "
+                  f"collecting, collection {100 * r['collect_share']:.0f}% of wall time", flush=True)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,7 @@ class QuadlitModule(L.LightningModule):
         self.minibatch_generator.manual_seed(seed + 1)
         self.register_buffer("env_steps", torch.tensor(0, dtype=torch.int64))
         self._fit_start: float | None = None
+        self._saved_action_state: torch.Tensor | None = None
 
     # ----------------------------------------------------------------------------- optimizers
     def configure_optimizers(self):
@@ -128,13 +129,27 @@ class QuadlitModule(L.LightningModule):
         return [ppo, wm]
 
     def on_fit_start(self) -> None:
-        if self.action_generator.device != self.device:
-            gen = torch.Generator(device=self.device)
+        # each rank samples its own actions; a resumed run continues the saved stream
+        gen = torch.Generator(device=self.device)
+        saved = getattr(self, "_saved_action_state", None)
+        if saved is not None:
+            gen.set_state(saved)
+        else:
             gen.manual_seed(self.hparams.seed + 7919 * self.global_rank)
-            self.action_generator = gen
-        elif self.global_rank:
-            self.action_generator.manual_seed(self.hparams.seed + 7919 * self.global_rank)
+        self.action_generator = gen
         self._fit_start = time.perf_counter()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["quadlit_generators"] = {
+            "action": self.action_generator.get_state(),
+            "minibatch": self.minibatch_generator.get_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        gens = checkpoint.get("quadlit_generators")
+        if gens is not None:  # the action generator lives on the training device: set in on_fit_start
+            self._saved_action_state = gens["action"]
+            self.minibatch_generator.set_state(gens["minibatch"])
 
     # ----------------------------------------------------------------------------- training
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:
