@@ -1,0 +1,71 @@
+"""Quadruped physics: robot record, per-env state, fused Numba control-step kernels, MJCF export.
+
+Typical use::
+
+    model = a1_model()                     # immutable record (numpy.record of MODEL_DTYPE)
+    sim = SimParams()                      # dt 1 ms x 20 substeps = 50 Hz control
+    envp = EnvParams.allocate(n)           # per-env friction, added mass, motor strength, PD scales
+    state = PhysicsState.allocate(n); state.set_standing(model)
+    flagged = step(model, sim, envp, state, actions, pool)   # actions (n, 12) in [-1, 1]
+
+Inside a task's own fused ``@njit(nogil=True)`` shard kernel, step envs with either
+
+* ``control_step_block(model, sim, envp, st, actions, lo, hi, wbuf)`` (SIMD, ``hi - lo <=
+  BLOCK`` envs at once, ``wbuf = new_block_workspace()`` once per kernel call; the fast path), or
+* ``control_step_env(model, sim, envp, st, i, actions[i], ws_buf)`` (scalar reference, one env,
+  ``ws_buf = new_workspace()`` once per kernel call),
+
+then read per-env results with the helpers (``gravity_in_trunk``, ``lin_vel_in_trunk``,
+``ang_vel_in_trunk``, ``trunk_rotation``, ``st.foot_contact``, ``st.body_contact``,
+``st.joint_torque``, ``st.motor_power``, ``st.status``, ``leg_points_env``, ``kick_env``).
+"""
+
+from quadlit.physics.api import energy_and_momentum, forward_dynamics, forward_kinematics, mass_matrix, step
+from quadlit.physics.block import (
+    BLOCK,
+    BLOCK_DTYPE,
+    control_step_block,
+    new_block_workspace,
+    step_parallel_block,
+    step_shard_block,
+)
+from quadlit.physics.dynamics import WORKSPACE_DTYPE, new_workspace
+from quadlit.physics.model import (
+    BODY_NAMES,
+    JOINT_NAMES,
+    LEG_NAMES,
+    MOTOR_PD,
+    MOTOR_TORQUE,
+    NUM_DOF,
+    NUM_JOINTS,
+    MODEL_DTYPE,
+    EnvParams,
+    RobotModel,
+    SimParams,
+    a1_model,
+    replace_model,
+    validate_sim_params,
+)
+from quadlit.physics.state import STATUS_NONFINITE, STATUS_OK, PhysicsState, apply_kick
+from quadlit.physics.step import (
+    ang_vel_in_trunk,
+    apply_motor_torques,
+    control_step_env,
+    gravity_in_trunk,
+    kick_env,
+    leg_points_env,
+    lin_vel_in_trunk,
+    step_parallel,
+    step_shard,
+    trunk_rotation,
+)
+
+__all__ = [
+    "BODY_NAMES", "JOINT_NAMES", "LEG_NAMES", "MOTOR_PD", "MOTOR_TORQUE", "NUM_DOF", "NUM_JOINTS",
+    "EnvParams", "PhysicsState", "RobotModel", "MODEL_DTYPE", "SimParams", "WORKSPACE_DTYPE", "STATUS_OK", "STATUS_NONFINITE",
+    "a1_model", "replace_model", "validate_sim_params", "apply_kick", "new_workspace", "control_step_env", "step_shard",
+    "step_parallel", "step", "apply_motor_torques", "gravity_in_trunk", "lin_vel_in_trunk",
+    "ang_vel_in_trunk", "trunk_rotation", "kick_env", "leg_points_env", "forward_kinematics",
+    "mass_matrix", "forward_dynamics", "energy_and_momentum", "BLOCK", "BLOCK_DTYPE",
+    "control_step_block", "new_block_workspace", "step_shard_block", "step_parallel_block",
+]

@@ -1,0 +1,140 @@
+"""Export the robot record as MuJoCo XML (MJCF): the same bodies, inertias and joints.
+
+    quadlit export-mjcf [--out FILE]      # the CLI calls main(argv)
+
+The model has a free joint on the trunk, one hinge per joint (range, damping, armature), a
+sphere per foot and a ground plane; only the feet collide (the trunk box and leg capsules are
+visual, like the quadlit engine, which only *detects* trunk/knee ground contact). Actuators are
+``position`` servos with the record's Kp/Kd and torque limits (quadlit's ``pd`` motor mode,
+control = target angle) or plain ``motor``s (``torque`` mode, control = torque in N·m).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from quadlit.physics.model import BODY_NAMES, JOINT_NAMES, LEG_NAMES, RobotModel, SimParams, a1_model
+
+
+def _fmt(*values) -> str:
+    return " ".join(repr(float(v)) for v in np.concatenate([np.ravel(v) for v in values]))
+
+
+def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool | None = None,
+            joint_limits: bool | None = None, actuators: str = "position", friction: float = 1.0,
+            name: str = "quadlit_a1") -> str:
+    """MJCF text of ``model``.
+
+    Args:
+        sim: timestep (``sim.dt``) and gravity are taken from it; ``contacts`` and
+            ``joint_limits`` default to ``sim.contacts`` / ``sim.joint_limits``.
+        actuators: "position" (PD servos), "motor" (torque), or "none".
+        friction: foot-ground sliding friction coefficient.
+    Returns: the XML document as a string.
+    """
+    if actuators not in ("position", "motor", "none"):
+        raise ValueError(f"actuators must be 'position', 'motor' or 'none', got {actuators!r}")
+    contacts = bool(sim.contacts) if contacts is None else bool(contacts)
+    joint_limits = bool(sim.joint_limits) if joint_limits is None else bool(joint_limits)
+    lines: list[str] = []
+    add = lines.append
+    add(f"<mujoco model={quoteattr(name)}>")
+    add('  <compiler angle="radian" autolimits="true"/>')
+    flags = [] if contacts else ['contact="disable"']
+    if not joint_limits:
+        flags.append('limit="disable"')
+    add(f'  <option timestep="{float(sim.dt)!r}" gravity="0 0 {-float(sim.gravity)!r}" integrator="Euler">')
+    if flags:
+        add(f"    <flag {' '.join(flags)}/>")
+    add("  </option>")
+    add("  <default>")
+    add('    <geom contype="0" conaffinity="0" group="1" rgba="0.6 0.6 0.65 1"/>')
+    add("  </default>")
+    add("  <worldbody>")
+    add(f'    <geom name="floor" type="plane" size="0 0 0.05" contype="1" conaffinity="1" group="0" '
+        f'friction="{float(friction)!r} 0.005 0.0001" rgba="0.3 0.35 0.4 1"/>')
+    add('    <light pos="0 0 3" dir="0 0 -1" directional="true"/>')
+
+    def inertial(b: int, indent: str) -> None:
+        i = model.body_inertia[b]
+        add(f'{indent}<inertial pos="{_fmt(model.body_com[b])}" mass="{_fmt(model.body_mass[b])}" '
+            f'fullinertia="{_fmt(i[0, 0], i[1, 1], i[2, 2], i[0, 1], i[0, 2], i[1, 2])}"/>')
+
+    add(f'    <body name="trunk" pos="0 0 {float(model.standing_height)!r}">')
+    add('      <freejoint name="root"/>')
+    inertial(0, "      ")
+    add(f'      <geom name="trunk" type="box" size="{_fmt(model.trunk_half_extents)}"/>')
+    for leg in range(4):
+        indent = "      "
+        for k in range(3):
+            j = 3 * leg + k
+            b = j + 1
+            add(f'{indent}<body name="{BODY_NAMES[b]}" pos="{_fmt(model.joint_pos[j])}">')
+            indent += "  "
+            inertial(b, indent)
+            rng = f' range="{_fmt(model.joint_lower[j], model.joint_upper[j])}"' if joint_limits else ""
+            add(f'{indent}<joint name="{JOINT_NAMES[j]}" type="hinge" axis="{_fmt(model.joint_axis[j])}"{rng} '
+                f'damping="{_fmt(model.joint_damping[j])}" armature="{_fmt(model.joint_armature[j])}"/>')
+            if k < 2 and leg >= 0:
+                nxt = model.joint_pos[j + 1]
+                add(f'{indent}<geom type="capsule" size="0.015" fromto="0 0 0 {_fmt(nxt)}"/>')
+        foot = model.foot_pos[leg]
+        add(f'{indent}<geom type="capsule" size="0.012" fromto="0 0 0 {_fmt(foot)}"/>')
+        add(f'{indent}<geom name="{LEG_NAMES[leg]}_foot" type="sphere" size="{float(model.foot_radius)!r}" '
+            f'pos="{_fmt(foot)}" contype="1" conaffinity="1" group="0" friction="{float(friction)!r} 0.005 0.0001"/>')
+        for _ in range(3):
+            indent = indent[:-2]
+            add(f"{indent}</body>")
+    add("    </body>")
+    add("  </worldbody>")
+    if actuators != "none":
+        add("  <actuator>")
+        for j, jn in enumerate(JOINT_NAMES):
+            lim = float(model.joint_torque_limit[j])
+            if actuators == "position":
+                add(f'    <position name="{jn}" joint="{jn}" kp="{_fmt(model.kp[j])}" kv="{_fmt(model.kd[j])}" '
+                    f'forcerange="{-lim!r} {lim!r}"/>')
+            else:
+                add(f'    <motor name="{jn}" joint="{jn}" ctrlrange="{-lim!r} {lim!r}"/>')
+        add("  </actuator>")
+    qpos = _fmt(0.0, 0.0, model.standing_height, 1.0, 0.0, 0.0, 0.0, model.default_q)
+    ctrl = f' ctrl="{_fmt(model.default_q)}"' if actuators == "position" else ""
+    add("  <keyframe>")
+    add(f'    <key name="home" qpos="{qpos}"{ctrl}/>')
+    add("  </keyframe>")
+    add("</mujoco>")
+    return "\n".join(lines) + "\n"
+
+
+def write_mjcf(path: str, model: RobotModel | None = None, sim: SimParams = SimParams(), **kwargs) -> str:
+    """Write ``to_mjcf(model or a1_model(), sim, **kwargs)`` to ``path``; returns the path."""
+    text = to_mjcf(model if model is not None else a1_model(), sim, **kwargs)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``quadlit export-mjcf [--out FILE] [--actuators position|motor|none]``."""
+    parser = argparse.ArgumentParser(prog="quadlit export-mjcf",
+                                     description="Write the quadruped model as MuJoCo XML (MJCF).")
+    parser.add_argument("--out", default=None, help="output file (default: standard output)")
+    parser.add_argument("--actuators", choices=("position", "motor", "none"), default="position",
+                        help="position servos (pd mode), torque motors, or none")
+    args = parser.parse_args(argv)
+    text = to_mjcf(a1_model(), SimParams(), actuators=args.actuators)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
