@@ -206,19 +206,20 @@ class EntityBelief(nn.Module):
         return self.graph(features).mean(dim=-2)
 
     def forward(
-        self, obs: torch.Tensor, state: LSTMState, episode_start: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, LSTMState]:
+        self, obs: torch.Tensor, state: LSTMState, episode_start: torch.Tensor, need_state: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, LSTMState | None]:
         """Run a sequence.
 
         Args:
             obs: shape (T, B, O).
             state: (h, c), each (B, H): the state before step 0.
             episode_start: shape (T, B), bool or float; 1 where step t starts a new episode.
+            need_state: compute the final state (the PPO update does not need it).
 
         Returns:
             mean: action mean before the tanh, shape (T, B, A), float32 or wider.
             value: shape (T, B), float32 or wider.
-            new_state: (h, c), each (B, H): the state after step T - 1.
+            new_state: (h, c), each (B, H): the state after step T - 1 (None if not need_state).
         """
         if obs.dim() != 3 or episode_start.shape != obs.shape[:2]:
             raise ValueError(
@@ -226,20 +227,44 @@ class EntityBelief(nn.Module):
                 f"{tuple(episode_start.shape)}"
             )
         embedded = self.embed(obs)  # (T, B, F)
-        core, new_state = self._run_lstm(embedded, state, episode_start)
+        core, new_state = self._run_lstm(embedded, state, episode_start, need_state)
         mean = self.policy_head(core)
         value = self.value_head(core).squeeze(-1)
         return _wide(mean), _wide(value), new_state
 
     def _run_lstm(
-        self, x: torch.Tensor, state: LSTMState, episode_start: torch.Tensor
-    ) -> tuple[torch.Tensor, LSTMState]:
-        """LSTM over (T, B, F) with state resets; whole chunks between resets go in one call."""
+        self, x: torch.Tensor, state: LSTMState, episode_start: torch.Tensor, need_state: bool = True
+    ) -> tuple[torch.Tensor, LSTMState | None]:
+        """LSTM over (T, B, F) with the state zeroed exactly where an episode starts.
+
+        Packed form: each column is cut into its episode segments, packed as separate batch
+        columns (left-aligned, zero-padded at the end), the first segment of a column starting
+        from ``state`` and every later one from zeros. Padding only follows the real steps of a
+        segment, so it never affects an output that is kept.
+        """
         h, c = state
-        keep = 1.0 - episode_start.to(h.dtype)  # (T, B)
-        steps = x.shape[0]
-        reset_steps = torch.nonzero(episode_start.bool().any(dim=1)).flatten().tolist()
-        bounds = sorted({0, steps, *reset_steps})
+        steps, batch = x.shape[:2]
+        starts = episode_start.bool()
+        dtype = self.log_std.dtype
+        if steps == 1 or not bool(starts[1:].any()):
+            keep = (~starts[0]).to(h.dtype).unsqueeze(-1)
+            out, (h1, c1) = self.lstm(x, ((h * keep).unsqueeze(0), (c * keep).unsqueeze(0)))
+            return out, (h1.squeeze(0).to(dtype), c1.squeeze(0).to(dtype))
+        # Two exact ways: pack episode segments as extra batch columns (one call, but T x S work
+        # for S segments) or cut the sequence at every step where some column resets (B columns,
+        # one call per chunk). Measured on CPU, each extra call costs about 5 % of a full pass.
+        reset_steps = int(starts[1:].any(dim=1).sum())
+        segments = batch + int(starts[1:].sum())
+        if segments / batch <= 1.0 + 0.05 * reset_steps:
+            return self._run_lstm_packed(x, state, starts, need_state)
+        return self._run_lstm_chunked(x, state, starts, need_state)
+
+    def _run_lstm_chunked(self, x: torch.Tensor, state: LSTMState, starts: torch.Tensor, need_state: bool = True):
+        """LSTM cut at every step where any column starts an episode; one call per chunk."""
+        h, c = state
+        keep = (~starts).to(h.dtype)  # (T, B)
+        reset_steps = torch.nonzero(starts.any(dim=1)).flatten().tolist()
+        bounds = sorted({0, x.shape[0], *reset_steps})
         h, c = h.unsqueeze(0), c.unsqueeze(0)  # (1, B, H) as nn.LSTM wants
         outputs = []
         for start, stop in zip(bounds[:-1], bounds[1:]):
@@ -249,7 +274,61 @@ class EntityBelief(nn.Module):
             out, (h, c) = self.lstm(x[start:stop], (h, c))
             outputs.append(out)
         dtype = self.log_std.dtype
-        return torch.cat(outputs, dim=0), (h.squeeze(0).to(dtype), c.squeeze(0).to(dtype))
+        new_state = (h.squeeze(0).to(dtype), c.squeeze(0).to(dtype)) if need_state else None
+        return torch.cat(outputs, dim=0), new_state
+
+    def _run_lstm_packed(self, x: torch.Tensor, state: LSTMState, starts: torch.Tensor, need_state: bool = True):
+        """LSTM with every episode segment packed as its own batch column; one call."""
+        h, c = state
+        steps, batch = x.shape[:2]
+        dtype = self.log_std.dtype
+        new_seg = starts.clone()
+        new_seg[0] = True  # every column's first segment begins at t = 0
+        seg_in_col = torch.cumsum(new_seg.long(), dim=0) - 1  # (T, B)
+        segs_per_col = seg_in_col[-1] + 1  # (B,)
+        col_offset = torch.cumsum(segs_per_col, dim=0) - segs_per_col  # (B,)
+        seg_id = seg_in_col + col_offset  # (T, B) packed column of each step
+        t_index = torch.arange(steps, device=x.device).unsqueeze(1).expand(steps, batch)
+        seg_start = torch.cummax(torch.where(new_seg, t_index, torch.zeros_like(t_index)), dim=0).values
+        pos = t_index - seg_start  # (T, B) row of each step inside its segment
+        num_segs = int(segs_per_col.sum())
+
+        packed = x.new_zeros(steps, num_segs, x.shape[-1])
+        packed[pos, seg_id] = x
+        h0 = h.new_zeros(num_segs, h.shape[-1])
+        c0 = c.new_zeros(num_segs, c.shape[-1])
+        carry = ~starts[0]  # columns whose first segment continues the given state
+        h0[col_offset[carry]] = h[carry]
+        c0[col_offset[carry]] = c[carry]
+        out, (h_last, c_last) = self.lstm(packed, (h0.unsqueeze(0).to(x.dtype), c0.unsqueeze(0).to(x.dtype)))
+        out = out[pos, seg_id]  # (T, B, H)
+        if not need_state:
+            return out, None
+        # final state of each column = state after the last step of its last segment
+        last = col_offset + segs_per_col - 1
+        t_last = pos[-1]  # row of the last step inside that segment
+        h_fin, c_fin = self._state_after(packed, out, h0, c0, last, t_last, h_last, c_last)
+        return out, (h_fin.to(dtype), c_fin.to(dtype))
+
+    def _state_after(self, packed, out_kept, h0, c0, last, t_last, h_last, c_last):
+        """(h, c) of each column after its final real step. nn.LSTM returns the state after the
+        padded end; a column whose last segment is shorter than T needs its state re-run over
+        the real steps only (cheap: one segment per column)."""
+        full = t_last == packed.shape[0] - 1
+        h_fin = h_last.squeeze(0)[last]
+        c_fin = c_last.squeeze(0)[last]
+        if bool(full.all()):
+            return h_fin, c_fin
+        short = torch.nonzero(~full).flatten()
+        segs = last[short]
+        lengths = (t_last[short] + 1).tolist()
+        h_fin, c_fin = h_fin.clone(), c_fin.clone()
+        for k, (col, seg, length) in enumerate(zip(short.tolist(), segs.tolist(), lengths)):
+            _, (hs, cs) = self.lstm(packed[:length, seg:seg + 1],
+                                    (h0[seg:seg + 1].unsqueeze(0).to(packed.dtype),
+                                     c0[seg:seg + 1].unsqueeze(0).to(packed.dtype)))
+            h_fin[col], c_fin[col] = hs[0, 0], cs[0, 0]
+        return h_fin, c_fin
 
     def act(
         self,
@@ -302,7 +381,7 @@ class EntityBelief(nn.Module):
             entropy: pre-squash Gaussian entropy, shape (T, B), float32 or wider.
             value: shape (T, B).
         """
-        mean, value, _ = self.forward(obs, state, episode_start)
+        mean, value, _ = self.forward(obs, state, episode_start, need_state=False)
         log_prob = squashed_log_prob(raw_u, mean, self.log_std)
         entropy = gaussian_entropy(self.log_std, log_prob.shape)
         return log_prob, entropy, value

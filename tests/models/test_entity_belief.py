@@ -205,3 +205,42 @@ def test_bf16_autocast_forward_backward_on_cpu():
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert model.log_std.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("path", ["_run_lstm_packed", "_run_lstm_chunked", "_run_lstm"])
+def test_lstm_paths_match_a_step_by_step_reference_with_random_resets(path, monkeypatch):
+    """Both exact LSTM paths (segments packed as batch columns, or cut at reset steps) equal
+    stepping nn.LSTM one step at a time and zeroing the state at every episode start, for
+    outputs and for the final state."""
+    torch.manual_seed(3)
+    model = EntityBelief(obs_dim=5, action_dim=2, lstm_hidden=8).double()
+    T, B = 12, 6
+    obs = torch.randn(T, B, 5, dtype=torch.float64)
+    starts = (torch.rand(T, B) < 0.25).float()
+    starts[:, 0] = 0.0  # one column without resets
+    starts[0, 1] = 1.0  # one column that resets at t = 0
+    starts[T - 1, 2] = 1.0  # one column whose last segment is a single step
+    h0 = torch.randn(B, 8, dtype=torch.float64)
+    c0 = torch.randn(B, 8, dtype=torch.float64)
+    if path != "_run_lstm":  # force one path
+        chosen = getattr(model, path)
+        monkeypatch.setattr(model, "_run_lstm", lambda x, st, es, need=True: chosen(x, st, es.bool(), need))
+
+    mean, value, (h, c) = model(obs, (h0, c0), starts)
+
+    ref_means, ref_values = [], []
+    hh, cc = h0.clone(), c0.clone()
+    for t in range(T):
+        keep = (1 - starts[t]).double().unsqueeze(-1)
+        hh, cc = hh * keep, cc * keep
+        x = model.embed(obs[t : t + 1])
+        out, (h1, c1) = model.lstm(x, (hh.unsqueeze(0), cc.unsqueeze(0)))
+        hh, cc = h1[0], c1[0]
+        ref_means.append(model.policy_head(out[0]))
+        ref_values.append(model.value_head(out[0]).squeeze(-1))
+    assert torch.allclose(mean, torch.stack(ref_means), atol=1e-12)
+    assert torch.allclose(value, torch.stack(ref_values), atol=1e-12)
+    assert torch.allclose(h, hh, atol=1e-12) and torch.allclose(c, cc, atol=1e-12)
+    # the same without the final state
+    mean2, _, none = model(obs, (h0, c0), starts, need_state=False)
+    assert none is None and torch.allclose(mean2, mean, atol=1e-12)
