@@ -62,9 +62,7 @@ def fit_throughput(num_envs: int, threads: int | None, iterations: int = 30, war
 
     from lightning.pytorch.callbacks import Callback
 
-    from quadlit.cli import QuadlitCLI, quiet_known_warnings
-    from quadlit.training.data import RolloutDataModule
-    from quadlit.training.module import QuadlitModule
+    from quadlit.cli import quiet_known_warnings, run_cli
 
     class _Timer(Callback):
         def __init__(self) -> None:
@@ -83,12 +81,11 @@ def fit_throughput(num_envs: int, threads: int | None, iterations: int = 30, war
                 "--data.rollout_steps", str(rollout_steps), "--data.iterations_per_epoch", str(total),
                 "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0",
                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-                "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
+                "--trainer.logger", "false",
                 "--trainer.default_root_dir", tmp]
         if threads is not None:
             args += ["--data.physics_threads", str(threads)]
-        QuadlitCLI(QuadlitModule, RolloutDataModule, args=args, trainer_defaults={"callbacks": [timer]},
-                   parser_kwargs={"exit_on_error": False}, seed_everything_default=0)
+        run_cli(args, extra_callbacks=[timer])
     seconds = timer.stamps[-1] - timer.stamps[warmup - 1]
     steps = iterations * num_envs * rollout_steps
     collect = sum(timer.collect[warmup:])

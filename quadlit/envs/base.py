@@ -30,6 +30,10 @@ class EnvSpec:
             (always starts with "return" and "length").
         max_episode_steps: control steps before a time-out (truncation).
         control_dt: seconds per control step.
+        obs_segments: the observation layout, ((name, length), ...) in order, summing to obs_dim.
+        action_names: one name per action dimension.
+        obs_low: lower bound of every observation value (-inf: unbounded).
+        obs_high: upper bound of every observation value (inf: unbounded).
     """
 
     name: str
@@ -39,6 +43,17 @@ class EnvSpec:
     episode_metrics: tuple[str, ...] = ("return", "length")
     max_episode_steps: int = 1000
     control_dt: float = 0.02
+    obs_segments: tuple[tuple[str, int], ...] = ()
+    action_names: tuple[str, ...] = ()
+    obs_low: float = float("-inf")
+    obs_high: float = float("inf")
+
+    def __post_init__(self) -> None:
+        if self.obs_segments and sum(n for _, n in self.obs_segments) != self.obs_dim:
+            raise ValueError(f"{self.name}: obs_segments cover {sum(n for _, n in self.obs_segments)} values, "
+                             f"obs_dim is {self.obs_dim}")
+        if self.action_names and len(self.action_names) != self.action_dim:
+            raise ValueError(f"{self.name}: {len(self.action_names)} action names for action_dim {self.action_dim}")
 
 
 @dataclass

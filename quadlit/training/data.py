@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 import lightning as L
@@ -12,7 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 from quadlit.envs.base import EnvSpec
 from quadlit.envs.pool import ShardPool
 from quadlit.errors import ConfigError
-from quadlit.tasks import make_task, task_spec
+from quadlit.tasks import evaluation_params, make_task, task_spec
+from quadlit.tasks.balance.params import BalanceParams
 from quadlit.tasks.reach.params import ReachParams
 from quadlit.training.resources import auto_num_envs
 from quadlit.training.rollout import Rollout, RolloutCollector
@@ -78,8 +80,9 @@ class RolloutDataModule(L.LightningDataModule):
     """Environments, rollout collection and evaluation environments.
 
     Args:
-        task: which task to train ("reach").
+        task: which task to train: "balance" (the quadruped) or "reach" (the point-mass smoke test).
         reach: parameters of the reach task (used when task is "reach").
+        balance: parameters of the balance task (used when task is "balance").
         num_envs: environments per process, or "auto" to size from free memory.
         min_envs: lower bound for num_envs "auto".
         max_envs: upper bound for num_envs "auto".
@@ -89,12 +92,14 @@ class RolloutDataModule(L.LightningDataModule):
         seed: master seed of the training environments (each rank adds its rank).
         eval_episodes: evaluation episodes run by validate (one per evaluation environment).
         eval_seed: seed of the evaluation episodes (fixed, so evaluations are comparable).
+        eval_curve: also evaluate the task's variants (the balance task's push-robustness curve).
     """
 
     def __init__(
         self,
-        task: Literal["reach"] = "reach",
+        task: Literal["reach", "balance"] = "balance",
         reach: ReachParams = ReachParams(),
+        balance: BalanceParams = BalanceParams(),
         num_envs: int | Literal["auto"] = "auto",
         min_envs: int = 64,
         max_envs: int = 256,
@@ -104,6 +109,7 @@ class RolloutDataModule(L.LightningDataModule):
         seed: int = 0,
         eval_episodes: int = 32,
         eval_seed: int = 12345,
+        eval_curve: bool = True,
     ) -> None:
         super().__init__()
         if num_envs != "auto" and (not isinstance(num_envs, int) or num_envs < 1):
@@ -120,7 +126,7 @@ class RolloutDataModule(L.LightningDataModule):
         if eval_episodes < 1:
             raise ValueError(f"data.eval_episodes must be >= 1, got {eval_episodes}")
         self.task_name = task
-        self.task_params = {"reach": reach}[task]
+        self.task_params = {"reach": reach, "balance": balance}[task]
         self.spec: EnvSpec = task_spec(task, self.task_params)
         self.num_envs_setting = num_envs
         self.min_envs, self.max_envs = min_envs, max_envs
@@ -130,9 +136,10 @@ class RolloutDataModule(L.LightningDataModule):
         self.seed = seed
         self.eval_episodes = eval_episodes
         self.eval_seed = eval_seed
+        self.eval_curve = eval_curve
         self.num_envs: int | None = None
         self.collector: RolloutCollector | None = None
-        self.eval_task = None
+        self.eval_tasks: dict[str, Any] = {}
         self._pool: ShardPool | None = None
         self._pending_state: dict[str, Any] | None = None
 
@@ -165,9 +172,17 @@ class RolloutDataModule(L.LightningDataModule):
             self.collector.reset(self.seed + self._rank())
             if self._pending_state is not None:
                 self._load_collector(self._pending_state)
-        if self.eval_task is None:
-            self.eval_task = make_task(self.task_name, self.eval_episodes, self.task_params, self.eval_seed,
-                                       self._pool)
+        if not self.eval_tasks:
+            self.eval_tasks = {
+                name: make_task(self.task_name, self.eval_episodes, params, self.eval_seed, self._pool)
+                for name, params in evaluation_params(self.task_name, self.task_params).items()
+                if name == "" or self.eval_curve
+            }
+
+    @property
+    def eval_task(self):
+        """The evaluation environments of the task as configured."""
+        return self.eval_tasks.get("")
 
     def collect(self) -> Rollout:
         """One rollout with the LightningModule's current policy, on its device."""
@@ -188,6 +203,7 @@ class RolloutDataModule(L.LightningDataModule):
         if self.collector is None:
             return {}
         return {"num_envs": self.num_envs, "task_name": self.task_name,
+                "task_params": dataclasses.asdict(self.task_params),
                 "collector": _arrays_to_tensors(self.collector.state_dict())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -216,7 +232,7 @@ class RolloutDataModule(L.LightningDataModule):
         pass
 
     def close(self) -> None:
-        for task in (getattr(self.collector, "task", None), self.eval_task):
+        for task in (getattr(self.collector, "task", None), *self.eval_tasks.values()):
             if task is not None:
                 task.close()
         if self._pool is not None:

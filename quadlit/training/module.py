@@ -268,9 +268,34 @@ class QuadlitModule(L.LightningModule):
         self._evaluate("test")
 
     def _evaluate(self, prefix: str) -> dict[str, float]:
+        """Deterministic episodes at fixed seeds on every evaluation task; for the balance task
+        also the push-robustness curve (survival rate against push magnitude)."""
         dm = self.trainer.datamodule
-        result = evaluate_policy(self.policy, self.obs_norm, dm.eval_task, dm.eval_seed, self.device)
-        metrics = {f"{prefix}/{k}": float(np.mean(v)) for k, v in result.items()}
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, sync_dist=self.trainer.world_size > 1,
+        metrics: dict[str, float] = {}
+        curve: dict[str, float] = {}
+        for name, task in dm.eval_tasks.items():
+            result = evaluate_policy(self.policy, self.obs_norm, task, dm.eval_seed, self.device)
+            if name == "":
+                metrics.update({f"{prefix}/{k}": float(np.mean(v)) for k, v in result.items()})
+            else:
+                curve[name] = float(np.mean(result["survived"]))
+                metrics[f"{prefix}_curve/{name}"] = curve[name]
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=False, sync_dist=self.trainer.world_size > 1,
                       batch_size=1)
+        if curve and self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            self._report_curve(prefix, curve)
         return metrics
+
+    def _report_curve(self, prefix: str, curve: dict[str, float]) -> None:
+        """Print the push-robustness table and log it as a plot image."""
+        mags = [float(k.split("_")[1]) for k in curve]
+        rows = "  ".join(f"{m:>4.1f}" for m in mags)
+        vals = "  ".join(f"{100 * v:>3.0f}%" for v in curve.values())
+        print(f"\npush-robustness ({prefix}, step {self.global_step}):\n  push m/s  {rows}\n  survival {vals}")
+        experiment = getattr(self.logger, "experiment", None)
+        if experiment is None or not hasattr(experiment, "add_figure"):
+            return
+        from quadlit.training.plots import robustness_figure
+
+        experiment.add_figure(f"{prefix}/push_robustness", robustness_figure({"policy": (mags, list(curve.values()))}),
+                              global_step=self.global_step)

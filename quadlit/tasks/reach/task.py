@@ -105,6 +105,10 @@ def reach_spec(params: ReachParams) -> EnvSpec:
         episode_metrics=("return", "length", "goals"),
         max_episode_steps=params.max_steps,
         control_dt=params.dt,
+        obs_segments=(("goal_relative", 3), ("position", 3), ("stamina", 1)),
+        action_names=("accel_x", "accel_y", "accel_z"),
+        obs_low=-1.0,
+        obs_high=1.0,
     )
 
 

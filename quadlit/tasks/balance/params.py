@@ -1,0 +1,137 @@
+"""Parameters of the balance task, one frozen record, validated once at the edge."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class BalanceParams:
+    """The balance task: a 12-joint quadruped stands and recovers from pushes.
+
+    Args:
+        motor_mode: "pd" (joint target = default + action_scale * a, PD torque) or "torque" (torque = a * limit).
+        action_scale: PD target offset per unit action, rad.
+        physics_dt: physics substep, s.
+        substeps: physics substeps per control step (control period = physics_dt * substeps).
+        max_steps: control steps before an episode times out.
+        push_magnitude: size of each push, a horizontal velocity kick of the trunk, m/s.
+        push_jitter: each push is scaled by a uniform factor in [1 - push_jitter, 1].
+        push_interval_min: shortest time between pushes, s.
+        push_interval_max: longest time between pushes, s.
+        push_curriculum: grow the push size from curriculum_start x push_magnitude as survival improves.
+        curriculum_start: initial push scale of the curriculum (fraction of push_magnitude).
+        curriculum_window: finished episodes per curriculum decision.
+        curriculum_up: survival rate above which the push scale grows by 0.1.
+        max_tilt: trunk tilt from upright that ends the episode, rad.
+        min_height: trunk height below which the episode ends, m.
+        target_height: trunk height the height reward aims at, m (0.305: where the A1 model settles holding its default pose; 0: the unloaded standing height).
+        reset_tilt: largest random roll/pitch at reset, rad.
+        reset_joint_noise: largest random joint-angle offset from the default pose at reset, rad.
+        reset_velocity_noise: standard deviation of random trunk and joint velocities at reset.
+        reset_height_noise: largest random extra trunk height at reset, m.
+        friction_min: lowest ground friction coefficient drawn per episode.
+        friction_max: highest ground friction coefficient drawn per episode.
+        added_mass_min: lowest extra trunk mass drawn per episode, kg.
+        added_mass_max: highest extra trunk mass drawn per episode, kg.
+        motor_strength_min: lowest motor torque-limit multiplier drawn per episode.
+        motor_strength_max: highest motor torque-limit multiplier drawn per episode.
+        gain_scale_min: lowest PD-gain multiplier (Kp and Kd) drawn per episode.
+        gain_scale_max: highest PD-gain multiplier (Kp and Kd) drawn per episode.
+        obs_noise: standard deviation of Gaussian noise added to each observation (0 = none).
+        upright_scale: reward for keeping the trunk level: scale * ((1 + cos tilt) / 2)^2.
+        height_scale: reward for holding the target height: scale * exp(-(dh / 0.05)^2).
+        lin_vel_scale: penalty on the squared trunk linear velocity, per (m/s)^2.
+        ang_vel_scale: penalty on the squared trunk angular velocity, per (rad/s)^2.
+        energy_scale: penalty on motor power (stamina), per W.
+        action_rate_scale: penalty on the squared change of the action between steps.
+        pose_scale: penalty on the squared deviation of the joints from the default pose, per rad^2.
+        alive_bonus: reward for every step survived.
+        termination_penalty: penalty when the episode fails (tilt, height or ground touch).
+    """
+
+    motor_mode: Literal["pd", "torque"] = "pd"
+    action_scale: float = 0.5
+    physics_dt: float = 0.001
+    substeps: int = 20
+    max_steps: int = 1000
+    push_magnitude: float = 1.0
+    push_jitter: float = 0.0
+    push_interval_min: float = 2.0
+    push_interval_max: float = 4.0
+    push_curriculum: bool = False
+    curriculum_start: float = 0.3
+    curriculum_window: int = 256
+    curriculum_up: float = 0.8
+    max_tilt: float = 0.8
+    min_height: float = 0.15
+    target_height: float = 0.305
+    reset_tilt: float = 0.05
+    reset_joint_noise: float = 0.05
+    reset_velocity_noise: float = 0.05
+    reset_height_noise: float = 0.01
+    friction_min: float = 0.6
+    friction_max: float = 1.2
+    added_mass_min: float = -0.5
+    added_mass_max: float = 1.5
+    motor_strength_min: float = 0.9
+    motor_strength_max: float = 1.1
+    gain_scale_min: float = 0.9
+    gain_scale_max: float = 1.1
+    obs_noise: float = 0.0
+    upright_scale: float = 0.5
+    height_scale: float = 0.5
+    lin_vel_scale: float = 0.1
+    ang_vel_scale: float = 0.02
+    energy_scale: float = 0.0002
+    action_rate_scale: float = 0.01
+    pose_scale: float = 0.1
+    alive_bonus: float = 0.5
+    termination_penalty: float = 5.0
+
+    @property
+    def control_dt(self) -> float:
+        """Seconds per control step."""
+        return self.physics_dt * self.substeps
+
+    def __post_init__(self) -> None:
+        def bad(name: str, allowed: str) -> None:
+            raise ValueError(f"balance.{name} must be {allowed}, got {getattr(self, name)!r}")
+
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                bad(f.name, "a finite number")
+        if self.motor_mode not in ("pd", "torque"):
+            bad("motor_mode", "'pd' or 'torque'")
+        for name in ("substeps", "max_steps", "curriculum_window"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                bad(name, "an integer >= 1")
+        for name in ("action_scale", "physics_dt", "push_interval_min", "max_tilt", "min_height", "friction_max",
+                     "motor_strength_min", "gain_scale_min"):
+            if not getattr(self, name) > 0:
+                bad(name, "> 0")
+        if self.physics_dt > 0.005:
+            bad("physics_dt", "<= 0.005 s (contacts are not stable with larger substeps)")
+        for name in ("push_magnitude", "target_height", "reset_tilt", "reset_joint_noise", "reset_velocity_noise",
+                     "reset_height_noise", "friction_min", "obs_noise", "upright_scale", "height_scale",
+                     "lin_vel_scale", "ang_vel_scale", "energy_scale", "action_rate_scale", "pose_scale",
+                     "alive_bonus", "termination_penalty"):
+            if getattr(self, name) < 0:
+                bad(name, ">= 0")
+        for name in ("push_jitter", "curriculum_up"):
+            if not 0 <= getattr(self, name) <= 1:
+                bad(name, "in [0, 1]")
+        if not 0 < self.curriculum_start <= 1:
+            bad("curriculum_start", "in (0, 1]")
+        if self.max_tilt >= math.pi:
+            bad("max_tilt", "< pi")
+        for lo, hi in (("push_interval_min", "push_interval_max"), ("friction_min", "friction_max"),
+                       ("added_mass_min", "added_mass_max"), ("motor_strength_min", "motor_strength_max"),
+                       ("gain_scale_min", "gain_scale_max")):
+            if getattr(self, hi) < getattr(self, lo):
+                bad(hi, f">= {lo} ({getattr(self, lo)})")
+        if self.added_mass_min <= -4.0:
+            bad("added_mass_min", "> -4 kg (the trunk weighs 4.7 kg)")

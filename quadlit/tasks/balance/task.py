@@ -1,0 +1,167 @@
+"""BalanceTask: the VecTask of the quadruped that stands and recovers from pushes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from quadlit.envs.base import EnvSpec, StepResult, VecTask
+from quadlit.envs.pool import ShardPool
+from quadlit.envs.rng import seed_streams
+from quadlit.physics.model import JOINT_NAMES, MOTOR_PD, MOTOR_TORQUE, EnvParams, SimParams, a1_model, validate_sim_params
+from quadlit.physics.state import PhysicsState
+from quadlit.tasks.balance import kernels
+from quadlit.tasks.balance.params import BalanceParams
+
+
+def balance_spec(params: BalanceParams) -> EnvSpec:
+    """The static description of the balance task with ``params``."""
+    return EnvSpec(
+        name="balance",
+        obs_dim=kernels.OBS_DIM,
+        action_dim=kernels.ACTION_DIM,
+        reward_terms=kernels.REWARD_TERMS,
+        episode_metrics=kernels.EPISODE_METRICS,
+        max_episode_steps=params.max_steps,
+        control_dt=params.control_dt,
+        obs_segments=tuple((name, hi - lo) for name, (lo, hi) in kernels.OBS_SLICES.items()),
+        action_names=tuple(f"{name}_{'target' if params.motor_mode == 'pd' else 'torque'}" for name in JOINT_NAMES),
+    )
+
+
+def sim_params(params: BalanceParams) -> SimParams:
+    """The physics simulation record for these task parameters."""
+    return validate_sim_params(SimParams(
+        dt=params.physics_dt, substeps=params.substeps,
+        motor_mode=MOTOR_PD if params.motor_mode == "pd" else MOTOR_TORQUE,
+        action_scale=params.action_scale,
+    ))
+
+
+class BalanceTask(VecTask):
+    """``num_envs`` quadrupeds that must stay upright at their standing height under pushes.
+
+    Args:
+        num_envs: environments (rows of every state array).
+        params: the task parameters.
+        seed: master seed of the per-environment random streams.
+        pool: thread pool stepping the shards (None: run inline on the calling thread).
+    """
+
+    def __init__(self, num_envs: int, params: BalanceParams = BalanceParams(), seed: int = 0,
+                 pool: ShardPool | None = None) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if not isinstance(params, BalanceParams):
+            raise TypeError(f"params must be a BalanceParams, got {type(params).__name__}")
+        n = self.num_envs = int(num_envs)
+        self.params = params
+        self.spec = balance_spec(params)
+        self.model = a1_model()
+        self.sim = sim_params(params)
+        self._p = kernels.pack_params(params, float(self.model.standing_height))
+        self.physics = PhysicsState.allocate(n)
+        self.env_params = EnvParams.allocate(n)
+        self.task_state = kernels.TaskState.allocate(n)
+        self.out = kernels.StepOutputs.allocate(n)
+        self._owns_pool = pool is None
+        self.pool = ShardPool(1) if pool is None else pool
+        self._window: deque[bool] = deque(maxlen=params.curriculum_window)
+        self.task_state.push_scale[0] = params.curriculum_start if params.push_curriculum else 1.0
+        self.reset(seed)
+
+    # ---- the VecTask contract ----------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        if seed is not None:
+            self.task_state.rng_state[:] = seed_streams(seed, self.num_envs)
+        args = (self.model, self.env_params, self.physics, self.task_state, self._p, self.out)
+        self.pool.run(lambda lo, hi: kernels.reset_shard(*args, lo, hi), self.num_envs)
+        return self.out.obs
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        actions = np.ascontiguousarray(actions, dtype=np.float32)
+        if actions.shape != (self.num_envs, kernels.ACTION_DIM):
+            raise ValueError(f"actions must have shape ({self.num_envs}, {kernels.ACTION_DIM}), got {actions.shape}")
+        args = (self.model, self.sim, self.env_params, self.physics, self.task_state, self._p, actions, self.out)
+        counts = self.pool.run(lambda lo, hi: kernels.step_shard(*args, lo, hi), self.num_envs)
+        out = self.out
+        done = out.terminated | out.truncated
+        if self.params.push_curriculum and done.any():
+            self._update_curriculum(out.truncated[done])
+        episode = {name: out.episode[:, k] for k, name in enumerate(kernels.EPISODE_METRICS)}
+        return StepResult(obs=out.obs, reward=out.reward, terminated=out.terminated, truncated=out.truncated,
+                          final_obs=out.final_obs, reward_terms=out.reward_terms, episode=episode,
+                          num_nonfinite=int(sum(counts)))
+
+    def _update_curriculum(self, survived: np.ndarray) -> None:
+        """Grow the push size by 0.1 (of push_magnitude) once a full window of episodes survived
+        at a rate above ``curriculum_up``."""
+        self._window.extend(bool(s) for s in survived)
+        if len(self._window) == self._window.maxlen and np.mean(self._window) > self.params.curriculum_up:
+            self.task_state.push_scale[0] = min(1.0, self.task_state.push_scale[0] + 0.1)
+            self._window.clear()
+
+    @property
+    def push_scale(self) -> float:
+        """The curriculum's current push multiplier (1.0 without a curriculum)."""
+        return float(self.task_state.push_scale[0])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "physics": {k: v.copy() for k, v in self.physics._asdict().items()},
+            "env_params": {k: v.copy() for k, v in self.env_params._asdict().items()},
+            "task_state": {k: v.copy() for k, v in self.task_state._asdict().items()},
+            "obs": self.out.obs.copy(),
+            "curriculum_window": np.array(list(self._window), dtype=bool),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for group in ("physics", "env_params", "task_state"):
+            target = getattr(self, group)._asdict()
+            for k, v in state[group].items():
+                v = np.asarray(v)
+                if v.shape != target[k].shape:
+                    raise ValueError(f"balance state {group}.{k} has shape {v.shape}, expected {target[k].shape}")
+                target[k][...] = v
+        self.out.obs[...] = state["obs"]
+        self._window.clear()
+        self._window.extend(bool(s) for s in np.asarray(state["curriculum_window"]))
+
+    def close(self) -> None:
+        if self._owns_pool:
+            self.pool.close()
+
+    # ---- pushes and inspection ---------------------------------------------------------------
+    def push(self, env_indices, delta_v_world) -> None:
+        """Kick the trunk of ``env_indices`` by a horizontal world-frame Δv, (K, 2|3) or (2|3,), m/s."""
+        idx = np.atleast_1d(np.asarray(env_indices, dtype=np.int64))
+        dv = np.asarray(delta_v_world, dtype=np.float64)
+        dv = np.broadcast_to(dv[..., :2], (idx.size, 2))
+        np.add.at(self.physics.base_lin_vel[:, :2], idx, dv)
+        self.task_state.push_vec[idx] = dv
+        self.task_state.push_step[idx] = self.task_state.step[idx]
+
+    def with_params(self, **changes) -> BalanceParams:
+        """These parameters with some fields replaced (e.g. a fixed push magnitude for evaluation)."""
+        return dataclasses.replace(self.params, **changes)
+
+    def render_frame(self, env_index: int = 0):
+        """A ``QuadrupedFrame`` of env ``env_index`` in true world coordinates, for the renderer."""
+        from quadlit.physics.api import forward_kinematics
+        from quadlit.render.frames import QuadrupedFrame
+
+        i = int(env_index)
+        pos = self.physics.world_base_pos()[i]
+        quat = self.physics.base_quat[i].copy()
+        points = forward_kinematics(self.model, pos, quat, self.physics.joint_pos[i])[0]
+        ts = self.task_state
+        recent = ts.push_step[i] >= 0 and ts.step[i] - ts.push_step[i] < int(0.5 / self.spec.control_dt)
+        push = np.array([ts.push_vec[i, 0], ts.push_vec[i, 1], 0.0]) if recent else None
+        return QuadrupedFrame(
+            trunk_pos=pos, trunk_quat=quat, trunk_half_extents=np.array(self.model.trunk_half_extents),
+            leg_points=points, foot_contact=self.physics.foot_contact[i].copy(),
+            foot_radius=float(self.model.foot_radius), push=push,
+        )

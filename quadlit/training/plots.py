@@ -1,0 +1,51 @@
+"""Plots of evaluation results (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def robustness_figure(curves: dict[str, tuple[list[float], list[float]]], title: str = "push robustness"):
+    """Survival rate against push magnitude, one line per policy.
+
+    Args:
+        curves: label -> (push magnitudes m/s, survival rates in [0, 1]).
+    """
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    for label, (mags, surv) in curves.items():
+        ax.plot(mags, [100 * s for s in surv], marker="o", label=label)
+    ax.set_xlabel("push magnitude (m/s)")
+    ax.set_ylabel("survival of 20 s episodes (%)")
+    ax.set_ylim(-5, 105)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def learning_curve_figure(rows: list[dict[str, float]], target: float = 0.95):
+    """Survival and return against training wall-clock and env-steps.
+
+    Args:
+        rows: one dict per evaluation with "seconds", "env_steps", "survival", "return".
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
+    secs = [r["seconds"] for r in rows]
+    steps = [r["env_steps"] / 1e6 for r in rows]
+    for ax, x, label in ((axes[0], secs, "training wall-clock (s)"), (axes[1], steps, "env-steps (M)")):
+        ax.plot(x, [100 * r["survival"] for r in rows], marker="o", color="tab:blue", label="survival")
+        ax.axhline(100 * target, color="tab:blue", ls=":", lw=1)
+        ax.set_xlabel(label)
+        ax.set_ylabel("survival (%)", color="tab:blue")
+        ax.set_ylim(-5, 105)
+        twin = ax.twinx()
+        twin.plot(x, [r["return"] for r in rows], marker=".", color="tab:orange", label="return")
+        twin.set_ylabel("mean return", color="tab:orange")
+        ax.grid(alpha=0.3)
+    fig.suptitle("balance: learning curve (deterministic evaluation, default push)")
+    fig.tight_layout()
+    return fig

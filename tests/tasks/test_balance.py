@@ -1,0 +1,260 @@
+"""The balance task: observation slots, reward terms, terminations, pushes, resets, time-outs,
+determinism and parameter validation."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from quadlit.envs.pool import ShardPool
+from quadlit.physics.state import STATUS_NONFINITE, STATUS_OK
+from quadlit.tasks.balance import BalanceParams, BalanceTask
+from quadlit.tasks.balance import kernels as K
+
+QUIET = BalanceParams(reset_tilt=0.0, reset_joint_noise=0.0, reset_velocity_noise=0.0, reset_height_noise=0.0,
+                      friction_min=1.0, friction_max=1.0, added_mass_min=0.0, added_mass_max=0.0,
+                      motor_strength_min=1.0, motor_strength_max=1.0, gain_scale_min=1.0, gain_scale_max=1.0,
+                      push_interval_min=100.0, push_interval_max=100.0)
+
+
+def _quat_axis_angle(axis, angle):
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    return np.concatenate([[math.cos(angle / 2)], math.sin(angle / 2) * axis])
+
+
+def _obs(task, i=0):
+    out = np.zeros(K.OBS_DIM, np.float32)
+    K.write_obs(task.model, task.physics, task.task_state, task._p, i, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def task():
+    t = BalanceTask(4, QUIET, seed=0)
+    yield t
+    t.close()
+
+
+def _neutral(task, i=0):
+    """Default pose, level, at rest, at the height the height reward aims at."""
+    task.physics.set_standing(task.model, [i], height=QUIET.target_height)
+    task.task_state.prev_action[i] = 0.0
+
+
+def test_reset_returns_to_the_neutral_pose(task):
+    obs = task.reset(3)
+    ph = task.physics
+    assert np.allclose(ph.joint_pos, task.model.default_q)
+    assert np.allclose(ph.base_pos[:, 2], task.model.standing_height)
+    assert np.allclose(ph.base_lin_vel, 0) and np.allclose(ph.base_ang_vel, 0) and np.allclose(ph.joint_vel, 0)
+    # level (any yaw): gravity straight down in the trunk frame, joints at default
+    assert np.allclose(obs[:, 0:3], [0, 0, -1], atol=1e-6)
+    assert np.allclose(obs[:, 9:33], 0)
+    assert np.all(task.task_state.step == 0)
+
+
+@pytest.mark.parametrize("axis,angle,expected", [
+    ((1, 0, 0), 0.3, (0.0, -math.sin(0.3), -math.cos(0.3))),   # roll: gravity leans to -y in the trunk
+    ((0, 1, 0), 0.4, (math.sin(0.4), 0.0, -math.cos(0.4))),    # pitch nose-down: gravity leans to +x
+    ((0, 0, 1), 1.0, (0.0, 0.0, -1.0)),                        # yaw changes nothing
+])
+def test_gravity_slot_follows_trunk_tilt(task, axis, angle, expected):
+    _neutral(task)
+    task.physics.base_quat[0] = _quat_axis_angle(axis, angle)
+    assert np.allclose(_obs(task)[0:3], expected, atol=1e-6)
+
+
+def test_velocity_slots_are_in_the_trunk_frame(task):
+    _neutral(task)
+    task.physics.base_quat[0] = _quat_axis_angle((0, 0, 1), math.pi / 2)  # facing +y
+    task.physics.base_lin_vel[0] = (1.0, 0.0, 0.5)  # world frame
+    task.physics.base_ang_vel[0] = (0.1, 0.2, 0.3)  # trunk frame already
+    obs = _obs(task)
+    assert np.allclose(obs[3:6], (0.0, -1.0, 0.5), atol=1e-6)
+    assert np.allclose(obs[6:9], (0.1, 0.2, 0.3), atol=1e-6)
+
+
+def test_joint_slots(task):
+    _neutral(task)
+    task.physics.joint_pos[0, 4] += 0.1  # FR thigh
+    task.physics.joint_vel[0, 11] = -2.0  # RR calf
+    obs = _obs(task)
+    expected = np.zeros(24)
+    expected[4], expected[12 + 11] = 0.1, -2.0
+    assert np.allclose(obs[9:33], expected, atol=1e-6)
+
+
+def test_contact_flags_lifted_foot_and_airborne_robot():
+    task = BalanceTask(2, QUIET, seed=0)
+    zero = np.zeros((2, 12), np.float32)
+    for _ in range(25):  # settle on all four feet
+        result = task.step(zero)
+    assert np.all(result.obs[:, 33:37] == 1.0)
+    # env 0: bend the FL knee fully so its foot leaves the ground; env 1: lift the whole robot
+    task.physics.joint_pos[0, 2] = task.model.joint_lower[2] + 0.05
+    task.physics.base_pos[1, 2] = 0.6
+    result = task.step(zero)
+    assert result.obs[0, 33:37].tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert result.obs[1, 33:37].tolist() == [0.0, 0.0, 0.0, 0.0]
+    task.close()
+
+
+def _terms(task, action=None, status=STATUS_OK):
+    terms = np.zeros(len(K.REWARD_TERMS))
+    a = np.zeros(12) if action is None else np.asarray(action, float)
+    failed = K.reward_terms(task.model, task.physics, task.task_state, task._p, 0, a, status, terms)
+    return dict(zip(K.REWARD_TERMS, terms)), failed
+
+
+def test_reward_terms_at_the_neutral_pose(task):
+    _neutral(task)
+    task.physics.motor_power[0] = 0.0
+    terms, failed = _terms(task)
+    p = QUIET
+    assert not failed
+    assert terms == pytest.approx({"upright": p.upright_scale, "height": p.height_scale, "lin_vel": 0, "ang_vel": 0,
+                                   "energy": 0, "action_rate": 0, "pose": 0, "alive": p.alive_bonus,
+                                   "termination": 0})
+
+
+def test_each_reward_term_at_hand_made_states(task):
+    p = QUIET
+    _neutral(task)
+    task.physics.base_quat[0] = _quat_axis_angle((1, 0, 0), 0.5)
+    task.physics.base_pos[0, 2] = QUIET.target_height + 0.05
+    task.physics.base_lin_vel[0] = (1.0, 2.0, 0.0)  # |v|^2 = 5 whatever the frame
+    task.physics.base_ang_vel[0] = (0.0, 0.0, 2.0)
+    task.physics.motor_power[0] = 100.0
+    task.physics.joint_pos[0, :3] += 0.1
+    terms, failed = _terms(task, action=np.full(12, 0.5))
+    assert not failed
+    assert terms["upright"] == pytest.approx(p.upright_scale * ((1 + math.cos(0.5)) / 2) ** 2)
+    assert terms["height"] == pytest.approx(p.height_scale * math.exp(-1.0))
+    assert terms["lin_vel"] == pytest.approx(-p.lin_vel_scale * 5.0)
+    assert terms["ang_vel"] == pytest.approx(-p.ang_vel_scale * 4.0)
+    assert terms["energy"] == pytest.approx(-p.energy_scale * 100.0)
+    assert terms["action_rate"] == pytest.approx(-p.action_rate_scale * 12 * 0.25)
+    assert terms["pose"] == pytest.approx(-p.pose_scale * 3 * 0.01)
+    # the action was remembered: the same action again costs no action rate
+    terms, _ = _terms(task, action=np.full(12, 0.5))
+    assert terms["action_rate"] == 0.0
+
+
+@pytest.mark.parametrize("case", ["tilt", "low", "body_contact", "nonfinite"])
+def test_each_termination_condition(task, case):
+    _neutral(task)
+    status = STATUS_OK
+    if case == "tilt":
+        task.physics.base_quat[0] = _quat_axis_angle((0, 1, 0), QUIET.max_tilt + 0.01)
+    elif case == "low":
+        task.physics.base_pos[0, 2] = QUIET.min_height - 0.01
+    elif case == "body_contact":
+        task.physics.body_contact[0] = True
+    else:
+        status = STATUS_NONFINITE
+    terms, failed = _terms(task, status=status)
+    assert failed and terms["termination"] == -QUIET.termination_penalty
+    # just inside the limits nothing fails
+    _neutral(task)
+    task.physics.base_quat[0] = _quat_axis_angle((0, 1, 0), QUIET.max_tilt - 0.01)
+    assert not _terms(task)[1]
+
+
+def test_step_terminates_and_resets_a_tipped_robot():
+    task = BalanceTask(2, QUIET, seed=0)
+    task.physics.base_quat[0] = _quat_axis_angle((1, 0, 0), 1.2)
+    result = task.step(np.zeros((2, 12), np.float32))
+    assert result.terminated.tolist() == [True, False] and not result.truncated.any()
+    assert result.reward[0] == pytest.approx(result.reward_terms[0].sum())
+    assert result.reward_terms[0, K.REWARD_TERMS.index("termination")] == -QUIET.termination_penalty
+    assert result.final_obs[0, 2] > -math.cos(1.2) - 0.05  # final obs: still tipped
+    assert np.allclose(result.obs[0, 0:3], [0, 0, -1], atol=1e-6)  # obs: the new episode, level
+    assert result.episode["length"][0] == 1 and result.episode["survived"][0] == 0
+    task.close()
+
+
+def test_time_out_is_truncation_not_termination():
+    task = BalanceTask(3, dataclasses.replace(QUIET, max_steps=5), seed=0)
+    zero = np.zeros((3, 12), np.float32)
+    for _ in range(4):
+        assert not task.step(zero).done.any()
+    result = task.step(zero)
+    assert result.truncated.all() and not result.terminated.any()
+    assert np.all(result.episode["survived"] == 1) and np.all(result.episode["length"] == 5)
+    assert np.all(task.task_state.step == 0)
+    task.close()
+
+
+def test_push_changes_trunk_velocity_by_the_drawn_amount():
+    """Two copies of a standing robot, one pushed this step: the trunk velocities differ by the
+    drawn kick (up to what the legs absorb in one 20 ms step)."""
+    params = dataclasses.replace(QUIET, push_magnitude=1.0)
+    a, b = BalanceTask(1, params, seed=0), BalanceTask(1, params, seed=0)
+    zero = np.zeros((1, 12), np.float32)
+    for _ in range(10):
+        a.step(zero)
+    b.load_state_dict(a.state_dict())
+    b.task_state.next_push[0] = b.task_state.step[0]  # push b now
+    a.step(zero), b.step(zero)
+    dv = b.task_state.push_vec[0]
+    assert np.linalg.norm(dv) == pytest.approx(1.0)
+    assert b.task_state.pushes[0] == 1 and a.task_state.pushes[0] == 0
+    diff = b.physics.base_lin_vel[0, :2] - a.physics.base_lin_vel[0, :2]
+    assert np.dot(diff, dv) / (np.linalg.norm(diff) * np.linalg.norm(dv)) > 0.95
+    assert 0.6 < np.linalg.norm(diff) < 1.05
+    a.close(), b.close()
+
+
+def test_pushes_arrive_every_two_to_four_seconds():
+    params = dataclasses.replace(QUIET, push_magnitude=0.2, push_interval_min=2.0, push_interval_max=4.0)
+    task = BalanceTask(16, params, seed=5)
+    zero = np.zeros((16, 12), np.float32)
+    times = [[] for _ in range(16)]
+    for t in range(500):  # 10 s
+        task.step(zero)
+        for i in np.flatnonzero(task.task_state.push_step == task.task_state.step - 1):
+            times[i].append(t)
+    gaps = np.concatenate([np.diff([0] + ts) for ts in times]) * params.control_dt
+    assert len(gaps) >= 16 * 2
+    assert gaps.min() >= 2.0 - 1e-9 and gaps.max() <= 4.0 + 0.02
+    task.close()
+
+
+def test_results_identical_across_thread_counts_and_runs():
+    params = dataclasses.replace(BalanceParams(), push_interval_min=0.2, push_interval_max=0.5, push_magnitude=1.5)
+    actions = np.random.default_rng(0).uniform(-1, 1, (60, 32, 12)).astype(np.float32)
+
+    def run(threads):
+        pool = ShardPool(threads)
+        task = BalanceTask(32, params, seed=9, pool=pool)
+        rewards = [task.step(a).reward.copy() for a in actions]
+        out = np.stack(rewards), task.physics.base_quat.copy(), task.out.obs.copy()
+        pool.close()
+        return out
+
+    r1, r2, r1b = run(1), run(2), run(1)
+    for x, y, z in zip(r1, r2, r1b):
+        assert np.array_equal(x, y) and np.array_equal(x, z)
+
+
+def test_state_dict_round_trip_continues_identically():
+    params = dataclasses.replace(BalanceParams(), push_interval_min=0.2, push_interval_max=0.4)
+    a = BalanceTask(8, params, seed=1)
+    acts = np.random.default_rng(1).uniform(-1, 1, (40, 8, 12)).astype(np.float32)
+    for x in acts[:20]:
+        a.step(x)
+    b = BalanceTask(8, params, seed=99)
+    b.load_state_dict(a.state_dict())
+    for x in acts[20:]:
+        ra, rb = a.step(x), b.step(x)
+        assert np.array_equal(ra.obs, rb.obs) and np.array_equal(ra.reward, rb.reward)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("push_magnitude", -1.0), ("max_tilt", 0.0), ("substeps", 0), ("physics_dt", 0.01), ("motor_mode", "force"),
+    ("push_interval_max", 1.0), ("friction_min", -0.1), ("push_jitter", 1.5), ("max_steps", 0),
+])
+def test_bad_params_name_the_field(field, value):
+    with pytest.raises(ValueError, match=f"balance.{field}"):
+        BalanceParams(**{field: value})
