@@ -27,6 +27,8 @@ from quadlit.training.video import EvalVideo
 TOOL_COMMANDS = {
     "bench": "quadlit.bench:main",
     "export-mjcf": "quadlit.physics.mjcf:main",
+    "export": "quadlit.export:main",
+    "play": "quadlit.play:main",
 }
 
 
@@ -63,7 +65,9 @@ def default_callbacks() -> list:
     ]
 
 
-def run_cli(args: list[str] | None = None) -> QuadlitCLI:
+def run_cli(args: list[str] | None = None, extra_callbacks: list | None = None) -> QuadlitCLI:
+    """Parse ``args`` and run the subcommand; ``extra_callbacks`` join the default callbacks
+    (benchmarks use this to time a run)."""
     return QuadlitCLI(
         QuadlitModule,
         RolloutDataModule,
@@ -73,7 +77,7 @@ def run_cli(args: list[str] | None = None) -> QuadlitCLI:
             "log_every_n_steps": 1,
             "num_sanity_val_steps": 0,
             "check_val_every_n_epoch": 5,
-            "callbacks": default_callbacks(),
+            "callbacks": default_callbacks() + list(extra_callbacks or []),
             "accelerator": "auto",
             "devices": 1,
         },

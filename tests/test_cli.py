@@ -103,3 +103,28 @@ def test_console_script_reports_bad_input_without_traceback(tmp_path):
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "model.gamma" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_load_run_restores_task_and_policy(tmp_path):
+    from quadlit.tasks.reach import ReachParams
+    from quadlit.training.checkpoint import load_run
+
+    last = _fit(tmp_path, "--data.reach.goal_bonus", "7.5")
+    run = load_run(last)
+    assert run.task_name == "reach"
+    assert run.task_params == ReachParams(max_steps=40, goal_bonus=7.5)
+    saved = torch.load(last, weights_only=True)["state_dict"]
+    for k, v in run.module.state_dict().items():
+        assert torch.equal(v, saved[k]), k
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", None])
+def test_load_run_rejects_bad_files_in_one_line(tmp_path, content):
+    from quadlit.errors import ConfigError
+    from quadlit.training.checkpoint import load_run
+
+    path = tmp_path / "x.ckpt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match="ckpt_path"):
+        load_run(path)

@@ -1,0 +1,281 @@
+"""``quadlit export``: write a trained policy as a self-contained ONNX model plus a JSON sidecar.
+
+    quadlit export --ckpt_path lightning_logs/version_0/checkpoints/last.ckpt --format onnx [--out policy.onnx]
+
+The ONNX model is one control step of the deterministic policy, observation normalisation
+included, with the LSTM state passed in and out explicitly (B = batch, any size):
+
+    inputs:  obs (B, O) float32, h (B, H), c (B, H), episode_start (B,) float32
+             (1 where this step starts a new episode: the state of that row is zeroed first)
+    outputs: action (B, A) = tanh(mean) in (-1, 1), value (B,), h_out (B, H), c_out (B, H)
+
+Start with h = c = 0 and feed h_out/c_out back as the next step's h/c. The sidecar (same stem,
+``.json``) describes the observation layout, the actions, the control rate, the sizes, the
+task parameters and the quadlit version (``sidecar_metadata``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import inspect
+import json
+import logging
+import math
+import re
+import warnings
+from dataclasses import asdict, is_dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from quadlit.errors import ConfigError
+
+FORMATS = ("onnx",)
+INPUT_NAMES = ("obs", "h", "c", "episode_start")
+OUTPUT_NAMES = ("action", "value", "h_out", "c_out")
+SIDECAR_FORMAT = "quadlit-policy"
+SIDECAR_VERSION = 1
+
+
+class ExportablePolicy(nn.Module):
+    """One deterministic control step of an ``EntityBelief`` with its observation normaliser
+    folded in, written with no data-dependent control flow so it exports as a static graph.
+
+    It computes what ``policy.act(obs_norm(obs), (h, c), episode_start, deterministic=True)``
+    computes for the action, value and new state.
+
+    Args:
+        policy: the trained ``EntityBelief`` (copied, float32, CPU).
+        obs_norm: its ``RunningNorm`` (the statistics are frozen into constants).
+    """
+
+    def __init__(self, policy: nn.Module, obs_norm: nn.Module) -> None:
+        super().__init__()
+        self.policy = copy.deepcopy(policy).float().cpu().eval()
+        self.normalize = bool(obs_norm.enabled and float(obs_norm.count) > 0)
+        self.clip = float(obs_norm.clip)
+        # RunningNorm's arithmetic: float64 statistics, cast to float32 before use.
+        self.register_buffer("obs_mean", obs_norm.mean.detach().cpu().to(torch.float32).clone())
+        self.register_buffer("obs_std", (obs_norm.var.detach().cpu() + obs_norm.eps).sqrt().to(torch.float32))
+
+    def forward(
+        self, obs: torch.Tensor, h: torch.Tensor, c: torch.Tensor, episode_start: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Shapes: obs (B, O), h and c (B, H), episode_start (B,) ->
+        action (B, A), value (B,), h_out (B, H), c_out (B, H)."""
+        x = obs.float()
+        if self.normalize:
+            x = ((x - self.obs_mean) / self.obs_std).clamp(-self.clip, self.clip)
+        keep = (1.0 - episode_start.float()).unsqueeze(-1)  # CleanRL convention: zero at episode starts
+        state = ((h * keep).unsqueeze(0), (c * keep).unsqueeze(0))  # (1, B, H) as nn.LSTM wants
+        core, (h_out, c_out) = self.policy.lstm(self.policy.embed(x).unsqueeze(0), state)
+        core = core.squeeze(0)
+        action = torch.tanh(self.policy.policy_head(core))
+        value = self.policy.value_head(core).squeeze(-1)
+        return action, value, h_out.squeeze(0), c_out.squeeze(0)
+
+
+def quadlit_version() -> str:
+    try:
+        return version("quadlit")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _paragraphs(doc: str | None) -> list[str]:
+    text = inspect.cleandoc(doc or "")
+    return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def _bullet(doc: str | None, heading: str) -> str | None:
+    """The text of the first "* Heading..." / "- Heading..." bullet of a docstring, joined into one line."""
+    text = inspect.cleandoc(doc or "")
+    match = re.search(rf"^[*-] +({heading}\b.*?)(?=^[*-] |^\S|\Z)", text, flags=re.M | re.S)
+    return " ".join(match.group(1).split()) if match else None
+
+
+def _task_docs(task: Any) -> list[str]:
+    """Docstrings that describe a task: its class's module, then the class."""
+    module = inspect.getmodule(type(task))
+    return [d for d in (getattr(module, "__doc__", None), type(task).__doc__) if d]
+
+
+def _describe(docs: list[str], heading: str) -> str | None:
+    return next((b for b in (_bullet(d, heading) for d in docs) if b), None)
+
+
+def observation_layout(spec: Any, docs: list[str]) -> dict[str, Any]:
+    """The observation's slots as named segments, from the task's spec when it names them.
+
+    A spec may declare ``obs_segments`` (``((name, dim), ...)``) or ``obs_names`` (one name
+    per slot); without either the whole vector is one unnamed segment, described by the task's
+    docstring.
+    """
+    segments_decl = getattr(spec, "obs_segments", None)
+    names = getattr(spec, "obs_names", None)
+    segments: list[dict[str, Any]] = []
+    if segments_decl:
+        start = 0
+        for name, dim in segments_decl:
+            segments.append({"name": str(name), "start": start, "dim": int(dim)})
+            start += int(dim)
+    elif names:
+        segments = [{"name": str(name), "start": i, "dim": 1} for i, name in enumerate(names)]
+    named = bool(segments) and sum(s["dim"] for s in segments) == spec.obs_dim
+    if not named:
+        segments = [{"name": "observation", "start": 0, "dim": int(spec.obs_dim)}]
+    summary = _describe(docs, "Observation") or next(iter(_paragraphs(docs[0]) if docs else []), None)
+    layout: dict[str, Any] = {"dim": int(spec.obs_dim), "named": named, "segments": segments, "description": summary}
+    if not named:
+        layout["note"] = ("the task's EnvSpec names no observation slots (obs_segments or obs_names); "
+                          "the description is the task's docstring")
+    return layout
+
+
+def _params_dict(params: Any) -> dict[str, Any]:
+    if is_dataclass(params):
+        return asdict(params)
+    return dict(vars(params))
+
+
+def sidecar_metadata(run: Any, onnx_name: str) -> dict[str, Any]:
+    """What the JSON sidecar of an exported policy says (see the module docstring)."""
+    from quadlit.envs.pool import ShardPool
+    from quadlit.tasks import make_task, task_spec
+
+    spec = task_spec(run.task_name, run.task_params)
+    pool = ShardPool(1)
+    try:
+        task = make_task(run.task_name, 1, run.task_params, seed=0, pool=pool)
+        docs = _task_docs(task)
+        task.close()
+    finally:
+        pool.close()
+    policy, norm = run.module.policy, run.module.obs_norm
+    hidden = int(policy.lstm_hidden)
+    normalized = bool(norm.enabled and float(norm.count) > 0)
+    return {
+        "format": SIDECAR_FORMAT,
+        "format_version": SIDECAR_VERSION,
+        "quadlit_version": quadlit_version(),
+        "model_file": onnx_name,
+        "checkpoint": str(run.path),
+        "task": run.task_name,
+        "task_summary": next(iter(_paragraphs(docs[0]) if docs else []), None),
+        "task_params": _params_dict(run.task_params),
+        "obs_dim": int(spec.obs_dim),
+        "action_dim": int(spec.action_dim),
+        "lstm_hidden": hidden,
+        "control_dt": float(spec.control_dt),
+        "control_rate_hz": 1.0 / float(spec.control_dt),
+        "max_episode_steps": int(spec.max_episode_steps),
+        "inputs": {
+            "obs": {"shape": ["batch", int(spec.obs_dim)], "dtype": "float32",
+                    "meaning": "raw observation from the task (normalised inside the model)"},
+            "h": {"shape": ["batch", hidden], "dtype": "float32", "meaning": "LSTM hidden state; zeros at start"},
+            "c": {"shape": ["batch", hidden], "dtype": "float32", "meaning": "LSTM cell state; zeros at start"},
+            "episode_start": {"shape": ["batch"], "dtype": "float32",
+                              "meaning": "1 where this step is the first of an episode (zeroes h and c of that row)"},
+        },
+        "outputs": {
+            "action": {"shape": ["batch", int(spec.action_dim)], "dtype": "float32",
+                       "meaning": "deterministic action tanh(mean), in (-1, 1)"},
+            "value": {"shape": ["batch"], "dtype": "float32", "meaning": "state-value estimate"},
+            "h_out": {"shape": ["batch", hidden], "dtype": "float32", "meaning": "next step's h"},
+            "c_out": {"shape": ["batch", hidden], "dtype": "float32", "meaning": "next step's c"},
+        },
+        "observation": {
+            **observation_layout(spec, docs),
+            "normalization": {
+                "included_in_model": normalized,
+                "formula": "clip((obs - mean) / std, -clip, clip)" if normalized else "identity",
+                "clip": float(norm.clip),
+                "mean": [float(v) for v in norm.mean.tolist()],
+                "std": [math.sqrt(float(v) + norm.eps) for v in norm.var.tolist()],
+            },
+        },
+        "action": {
+            "dim": int(spec.action_dim),
+            "low": -1.0,
+            "high": 1.0,
+            "names": list(getattr(spec, "action_names", None) or []) or None,
+            "deterministic": "tanh(mean) of the policy's squashed Gaussian",
+            "scaling": "the task maps each component from [-1, 1] to its physical command using task_params",
+            "meaning": _describe(docs, "Action"),
+        },
+        "reward_terms": list(spec.reward_terms),
+        "episode_metrics": list(spec.episode_metrics),
+    }
+
+
+def export_onnx(run: Any, out: str | Path) -> tuple[Path, Path]:
+    """Write ``run``'s policy to ``out`` (ONNX) and its sidecar next to it (same stem, .json).
+
+    Args:
+        run: a ``LoadedRun`` (``quadlit.training.checkpoint.load_run``).
+        out: the ONNX file to write (parent folders are created).
+
+    Returns: the ONNX path and the sidecar path.
+    """
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"--format onnx needs {' and '.join(missing)}: pip install 'quadlit[export]'")
+    out = Path(out)
+    sidecar = out.with_suffix(".json")
+    if out.suffix == ".json":
+        raise ConfigError(f"--out: {out} would be overwritten by its own JSON sidecar; use a .onnx name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot create folder {out.parent} ({exc.strerror})") from exc
+
+    model = ExportablePolicy(run.module.policy, run.module.obs_norm).eval()
+    batch, obs_dim, hidden = 2, int(model.policy.obs_dim), int(model.policy.lstm_hidden)
+    example = (torch.zeros(batch, obs_dim), torch.zeros(batch, hidden), torch.zeros(batch, hidden), torch.zeros(batch))
+    dim = torch.export.Dim("batch")
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)  # "torchvision is not installed" and similar notices
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model, example, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                dynamic_shapes={name: {0: dim} for name in INPUT_NAMES}, dynamo=True, verbose=False,
+            )
+            program.save(str(out), external_data=False)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot write {out} ({exc.strerror or exc})") from exc
+    finally:
+        onnx_logger.setLevel(level)
+    sidecar.write_text(json.dumps(sidecar_metadata(run, out.name), indent=2) + "\n")
+    return out, sidecar
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line via the CLI's ConfigError handling
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``quadlit export --ckpt_path PATH [--format onnx] [--out FILE]``."""
+    parser = _Parser(prog="quadlit export", description="Write a trained policy as ONNX plus a JSON sidecar.")
+    parser.add_argument("--ckpt_path", required=True, help="checkpoint of a quadlit run (e.g. .../last.ckpt)")
+    parser.add_argument("--format", default="onnx", help="output format: onnx (the only one so far)")
+    parser.add_argument("--out", default=None, help="output file (default: the checkpoint's path with .onnx)")
+    args = parser.parse_args(argv)
+    if args.format not in FORMATS:
+        raise ConfigError(f"--format: unknown format {args.format!r} (supported: {', '.join(FORMATS)})")
+
+    from quadlit.training.checkpoint import load_run
+
+    run = load_run(args.ckpt_path)
+    out = Path(args.out) if args.out else Path(args.ckpt_path).with_suffix(".onnx")
+    onnx_path, sidecar = export_onnx(run, out)
+    print(f"wrote {onnx_path} and {sidecar}")
+    return 0
