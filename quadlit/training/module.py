@@ -59,6 +59,8 @@ class QuadlitModule(L.LightningModule):
         wm_updates: world-model gradient steps per rollout (0 disables the world model).
         wm_batch_size: transitions per world-model step.
         normalize_obs: keep running observation statistics and normalise the policy's input.
+        desired_kl: adapt the policy learning rate after every minibatch to keep the approximate KL
+            near this value (x1.5 when below half, /1.5 when above double; null keeps lr fixed).
         seed: seed of the action-sampling generator and minibatch order.
     """
 
@@ -86,6 +88,7 @@ class QuadlitModule(L.LightningModule):
         wm_updates: int = 1,
         wm_batch_size: int = 4096,
         normalize_obs: bool = True,
+        desired_kl: float | None = 0.01,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -107,6 +110,8 @@ class QuadlitModule(L.LightningModule):
         _check_range("value_coef", value_coef, 0.0, math.inf, hi_open=True)
         _check_range("max_grad_norm", max_grad_norm, 0.0, math.inf, lo_open=True, hi_open=True)
         _check_range("init_log_std", init_log_std, -10.0, 2.0)
+        if desired_kl is not None:
+            _check_range("desired_kl", desired_kl, 0.0, 1.0, lo_open=True)
         self.save_hyperparameters()
         self.automatic_optimization = False
 
@@ -225,6 +230,8 @@ class QuadlitModule(L.LightningModule):
                 self.manual_backward(loss)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), hp.max_grad_norm)
                 ppo_opt.step()
+                if hp.desired_kl is not None:
+                    self._adapt_lr(ppo_opt, float(pi_stats["approx_kl"]))
                 updates += 1
                 stats["policy_loss"] += float(pi_loss.detach())
                 stats["value_loss"] += float(v_loss.detach())
@@ -234,7 +241,19 @@ class QuadlitModule(L.LightningModule):
                 stats["grad_norm"] += float(grad_norm)
         out = {k: v / max(updates, 1) for k, v in stats.items()}
         out["skipped_nonfinite"] = float(skipped)
+        out["learning_rate"] = float(ppo_opt.param_groups[0]["lr"])
         return out
+
+    def _adapt_lr(self, optimizer, approx_kl: float) -> None:
+        """KL-adaptive step size: shrink the learning rate when an update moved the policy too
+        far, grow it when it barely moved (bounded to [1e-5, 1e-2])."""
+        lr = optimizer.param_groups[0]["lr"]
+        if approx_kl > 2.0 * self.hparams.desired_kl:
+            lr = max(1e-5, lr / 1.5)
+        elif approx_kl < 0.5 * self.hparams.desired_kl:
+            lr = min(1e-2, lr * 1.5)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
     def _log_iteration(self, r: Rollout, ppo: dict[str, float], wm: dict[str, float], returns: torch.Tensor,
                        update_seconds: float) -> None:
