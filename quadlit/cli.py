@@ -14,6 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import torch
 import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("QUADLIT_DEBUG") == "1"
     quiet_known_warnings()
+    # denormal floats make CPU math many times slower (seen in LSTM backward passes late in
+    # training); RL gains nothing from them
+    torch.set_flush_denormal(True)
     try:
         if argv and argv[0] in TOOL_COMMANDS:
             return _run_tool(argv[0], argv[1:])
