@@ -14,22 +14,43 @@ import sys
 import warnings
 from pathlib import Path
 
-import torch
 import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from quadlit.errors import ConfigError
+from quadlit.tasks import TASK_NAMES, task_params_from_dict, task_spec
+from quadlit.training.checkpoint import read_checkpoint
 from quadlit.training.data import RolloutDataModule
 from quadlit.training.module import QuadlitModule
 from quadlit.training.video import EvalVideo
+
+OVERVIEW = """usage: quadlit COMMAND [options]     (quadlit COMMAND --help for a command's options)
+
+Train a simulated quadruped to keep its balance: recurrent PPO + world model on fused Numba physics.
+
+training (LightningCLI: every config field is an option, e.g. --data.num_envs 512):
+  fit          train:            quadlit fit --config configs/balance.yaml
+  validate     evaluate a run:   quadlit validate --config configs/balance.yaml --ckpt_path PATH
+  test         same episodes as validate, logged under test/
+
+tools:
+  play         live window:      quadlit play --ckpt_path PATH   (or --task balance --policy zero)
+  record       episode to GIF:   quadlit record --ckpt_path PATH --out episode.gif
+  export       ONNX policy:      quadlit export --ckpt_path PATH --format onnx
+  export-mjcf  robot as MJCF:    quadlit export-mjcf --out a1.xml
+  bench        benchmarks:       quadlit bench physics|reach|train
+
+Bad input exits with status 2 and one line naming the problem (QUADLIT_DEBUG=1 for a traceback).
+"""
 
 TOOL_COMMANDS = {
     "bench": "quadlit.bench:main",
     "export-mjcf": "quadlit.physics.mjcf:main",
     "export": "quadlit.export:main",
     "play": "quadlit.play:main",
+    "record": "quadlit.record:main",
 }
 
 
@@ -41,13 +62,38 @@ class QuadlitCLI(LightningCLI):
         parser.link_arguments("data.action_dim", "model.action_dim", apply_on="instantiate")
 
     def _check_ckpt_path(self) -> None:
+        """A checkpoint given by path must be a readable quadlit checkpoint of the configured
+        task with the configured sizes; checked before anything is built or written."""
         sub = self.config.get("subcommand")
-        ckpt = self.config.get(sub, {}).get("ckpt_path") if sub else None
-        if ckpt and ckpt not in ("last", "best", "hpc", "registry") and not Path(ckpt).is_file():
-            raise ConfigError(f"--ckpt_path: no checkpoint file at {ckpt}")
+        cfg = self.config.get(sub, {}) if sub else {}
+        ckpt = cfg.get("ckpt_path")
+        if not ckpt or ckpt in ("last", "best", "hpc", "registry"):
+            return
+        contents = read_checkpoint(ckpt)
+        dm_state = contents.get("RolloutDataModule") or {}
+        task = cfg.get("data", {}).get("task")
+        saved_task = dm_state.get("task_name")
+        if saved_task and task and saved_task != task:
+            raise ConfigError(f"--ckpt_path: {ckpt} was trained on task {saved_task!r}, but data.task is {task!r}")
+        # the network sizes come from the checkpoint (Lightning applies its hyperparameters);
+        # the observation and action sizes come from the task and must agree with them
+        hp = contents.get("hyper_parameters", {})
+        data_cfg = cfg.get("data", {})
+        if task in TASK_NAMES:
+            params = data_cfg.get(task)
+            params = params.as_dict() if hasattr(params, "as_dict") else dict(params or {})
+            try:
+                spec = task_spec(task, task_params_from_dict(task, params))
+            except (TypeError, ValueError):
+                return  # invalid task parameters are reported when the data module is built
 
-    def before_instantiate_classes(self) -> None:
-        self._check_ckpt_path()
+            for key, size in (("obs_dim", spec.obs_dim), ("action_dim", spec.action_dim)):
+                if key in hp and hp[key] != size:
+                    raise ConfigError(f"--ckpt_path: {ckpt} has {key}={hp[key]}, but task {task!r} has {key}={size}")
+
+    def _parse_ckpt_path(self) -> None:
+        self._check_ckpt_path()  # before Lightning reads the file, so a bad one gets one clear line
+        super()._parse_ckpt_path()
 
     def instantiate_classes(self) -> None:
         # constructors validate their arguments; what they reject is the user's input
@@ -131,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("QUADLIT_DEBUG") == "1"
     quiet_known_warnings()
-    # denormal floats make CPU math many times slower (seen in LSTM backward passes late in
-    # training); RL gains nothing from them
-    torch.set_flush_denormal(True)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(OVERVIEW, end="")
+        return 0 if argv else 2
     try:
         if argv and argv[0] in TOOL_COMMANDS:
             return _run_tool(argv[0], argv[1:])

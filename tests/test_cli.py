@@ -128,3 +128,54 @@ def test_load_run_rejects_bad_files_in_one_line(tmp_path, content):
         path.write_bytes(content)
     with pytest.raises(ConfigError, match="ckpt_path"):
         load_run(path)
+
+
+@pytest.fixture(scope="module")
+def reach_checkpoint(tmp_path_factory):
+    return _fit(tmp_path_factory.mktemp("reach_ckpt"))
+
+
+@pytest.mark.parametrize("case", ["other_task", "other_obs_size", "truncated", "not_a_checkpoint", "empty"])
+def test_unusable_checkpoint_is_one_line_and_writes_nothing(tmp_path, capsys, reach_checkpoint, case):
+    ckpt = reach_checkpoint
+    extra: list[str] = []
+    if case == "other_task":
+        extra = ["--data.task", "balance"]
+    elif case == "other_obs_size":  # a checkpoint whose policy saw a different observation length
+        state = torch.load(reach_checkpoint, weights_only=True)
+        state["hyper_parameters"]["obs_dim"] = 9
+        ckpt = tmp_path / "other_obs.ckpt"
+        torch.save(state, ckpt)
+    else:
+        ckpt = tmp_path / "bad.ckpt"
+        data = reach_checkpoint.read_bytes()
+        ckpt.write_bytes({"truncated": data[: len(data) // 2], "not_a_checkpoint": b"hello", "empty": b""}[case])
+    out = tmp_path / "out"
+    code = main(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.default_root_dir", str(out),
+                 "--ckpt_path", str(ckpt), *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "ckpt_path" in err, err
+    assert not out.exists()
+
+
+def test_fit_with_bf16_mixed_precision_on_cpu(tmp_path):
+    last = _fit(tmp_path, "--trainer.precision", "bf16-mixed")
+    state = torch.load(last, weights_only=True)
+    assert state["global_step"] > 0
+    assert all(torch.isfinite(v).all() for k, v in state["state_dict"].items() if v.is_floating_point())
+
+
+def test_balance_task_runs_end_to_end(tmp_path, capsys):
+    """fit on the balance task (tiny), then validate prints the push-robustness table."""
+    args = ["--data.task", "balance", "--data.num_envs", "8", "--data.rollout_steps", "8",
+            "--data.iterations_per_epoch", "2", "--data.eval_episodes", "2", "--data.balance.max_steps", "30",
+            "--data.physics_threads", "1", "--model.lstm_hidden", "16", "--model.wm_batch_size", "32",
+            "--model.num_minibatches", "2", "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    assert main(["fit", *args, "--trainer.default_root_dir", str(tmp_path)]) == 0
+    last = next(tmp_path.rglob("last.ckpt"))
+    capsys.readouterr()
+    assert main(["validate", *args, "--trainer.default_root_dir", str(tmp_path / "val"), "--ckpt_path", str(last)]) == 0
+    out = capsys.readouterr().out
+    assert "push-robustness" in out and "eval/survived" in out
+    assert "eval_curve/push_3.0" in out

@@ -13,6 +13,8 @@ BENCHES = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv and argv[0] in BENCHES:  # its own options and --help
+        return int(importlib.import_module(BENCHES[argv[0]]).main(argv[1:]) or 0)
     parser = argparse.ArgumentParser(prog="quadlit bench", description="Run a benchmark and print its table.")
     parser.add_argument("name", choices=[*BENCHES, "all"],
                         help="reach: task kernel + fit throughput; physics: quadruped physics vs MuJoCo; "
