@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from quadlit.errors import ConfigError
+from quadlit.models.baselines import RandomPolicy, ZeroPolicy
 
 # Abstract key name -> session action. R (camera reset) and F (camera follow) belong to the
 # renderer, Esc and Q close the window; the right arrow chooses a push direction, so single
@@ -95,38 +96,6 @@ PUSH_SIZE_MIN, PUSH_SIZE_MAX = 0.25, 5.0  # m/s
 PUSH_ARROW_S = 0.5  # simulated seconds a manual push stays drawn
 MAX_STEPS_PER_FRAME = 4  # when the simulation falls behind real time it slows down instead
 WINDOW_FPS = 60
-
-
-class ZeroPolicy:
-    """Zero actions (in ``pd`` mode: hold the default pose), with the policy API of ``EntityBelief``."""
-
-    label = "zero actions"
-
-    def __init__(self, action_dim: int) -> None:
-        self.action_dim = action_dim
-
-    def initial_state(self, batch: int, device: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
-        z = torch.zeros(batch, 1, device=device)
-        return z, z.clone()
-
-    def act(self, obs: torch.Tensor, state: Any, episode_start: torch.Tensor, deterministic: bool = False,
-            generator: torch.Generator | None = None) -> tuple:
-        action = torch.zeros(obs.shape[0], self.action_dim, device=obs.device)
-        zeros = torch.zeros(obs.shape[0], device=obs.device)
-        return action, action.clone(), zeros, zeros, state
-
-
-class RandomPolicy(ZeroPolicy):
-    """Uniform random actions in [-1, 1] drawn from ``generator`` (``deterministic`` is ignored)."""
-
-    label = "random actions"
-
-    def act(self, obs: torch.Tensor, state: Any, episode_start: torch.Tensor, deterministic: bool = False,
-            generator: torch.Generator | None = None) -> tuple:
-        u = torch.rand(obs.shape[0], self.action_dim, generator=generator, device=obs.device)
-        action = 2.0 * u - 1.0
-        zeros = torch.zeros(obs.shape[0], device=obs.device)
-        return action, action.clone(), zeros, zeros, state
 
 
 class PlaySession:

@@ -18,24 +18,8 @@ from pathlib import Path
 T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-
-class ZeroPolicy(torch.nn.Module):
-    """Always action 0: in ``pd`` mode the robot holds its default pose."""
-
-    def __init__(self, action_dim: int) -> None:
-        super().__init__()
-        self.action_dim = action_dim
-
-    def initial_state(self, batch, device=None):
-        z = torch.zeros(batch, 1, device=device)
-        return z, z.clone()
-
-    def act(self, obs, state, episode_start, deterministic=False, generator=None):
-        a = torch.zeros(obs.shape[0], self.action_dim, device=obs.device)
-        v = torch.zeros(obs.shape[0], device=obs.device)
-        return a, a, v, v, state
+from quadlit.models.baselines import ZeroPolicy  # noqa: E402
 
 
 def _curve(policy, obs_norm, dm, device) -> dict[float, float]:
@@ -61,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=64, help="episodes per evaluation")
     parser.add_argument("--target", type=float, default=0.95, help="survival rate that counts as balanced")
     parser.add_argument("--out", default="docs/images", help="folder for the PNGs")
-    parser.add_argument("extra", nargs="*", help="more fit arguments, e.g. --data.num_envs=512")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # the rest goes to fit, e.g. --data.num_envs=512
 
     from lightning.pytorch.callbacks import Callback
 
@@ -107,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     fit_args = ["fit", "--config", args.config, "--trainer.max_time", None, "--trainer.max_epochs", "100000",
                 "--trainer.check_val_every_n_epoch", str(args.eval_every), "--data.eval_curve", "false",
                 "--data.eval_episodes", str(args.eval_episodes), "--trainer.enable_progress_bar", "false",
-                "--trainer.enable_model_summary", "false", *args.extra]
+                "--trainer.enable_model_summary", "false", *extra]
     fit_args[fit_args.index(None)] = "null"
     print(f"time to balance: {args.config}, budget {args.minutes} min of training wall-clock (evaluations excluded)")
     cli = run_cli(fit_args, extra_callbacks=[clock])

@@ -28,8 +28,8 @@ import numba as nb
 import numpy as np
 
 from quadlit.physics.model import MOTOR_PD, EnvParams, RobotModel, SimParams
-from quadlit.physics.state import STATUS_NONFINITE, STATUS_OK, PhysicsState
-from quadlit.physics.step import MAX_ANG_VEL, MAX_HEIGHT, MAX_LIN_VEL
+from quadlit.physics.state import STATUS_OK, PhysicsState
+from quadlit.physics.step import MAX_ANG_VEL, MAX_HEIGHT, MAX_LIN_VEL, flag_nonfinite
 
 BLOCK = 32
 """Environments per block (lanes). 32, not 16: LLVM treats loops of fewer than 17 iterations as
@@ -693,19 +693,8 @@ def _scatter(sim: SimParams, st: PhysicsState, lo, hi, w):
                 st.joint_torque[i, j] = w.torque[j, l] * inv_sub
             st.motor_power[i] = w.power[l] * inv_sub
             st.status[i] = STATUS_OK
-        else:  # keep the start-of-step pose (still in st), at rest; the task resets the env
-            for k in range(3):
-                st.base_lin_vel[i, k] = 0.0
-                st.base_ang_vel[i, k] = 0.0
-            for k in range(4):
-                st.foot_slip[i, k, 0] = 0.0
-                st.foot_slip[i, k, 1] = 0.0
-                st.foot_contact[i, k] = False
-            for j in range(12):
-                st.joint_vel[i, j] = 0.0
-                st.joint_torque[i, j] = 0.0
-            st.motor_power[i] = 0.0
-            st.status[i] = STATUS_NONFINITE
+        else:
+            flag_nonfinite(st, i)
             flagged += 1
     return flagged
 

@@ -302,7 +302,15 @@ def _store_env(sim: SimParams, st: PhysicsState, i, ws):
         st.body_contact[i] = ws.body_touch > 0.0
         st.status[i] = STATUS_OK
         return STATUS_OK
-    # non-finite or diverged: keep the start-of-step pose, at rest; the task resets the env
+    flag_nonfinite(st, i)
+    st.body_contact[i] = ws.body_touch > 0.0
+    return STATUS_NONFINITE
+
+
+@nb.njit(**JIT)
+def flag_nonfinite(st: PhysicsState, i):
+    """Env ``i`` produced a non-finite or diverged state: keep its start-of-step pose (still in
+    ``st``), at rest, and flag it; the task resets it."""
     for k in range(3):
         st.base_lin_vel[i, k] = 0.0
         st.base_ang_vel[i, k] = 0.0
@@ -314,9 +322,7 @@ def _store_env(sim: SimParams, st: PhysicsState, i, ws):
         st.joint_vel[i, j] = 0.0
         st.joint_torque[i, j] = 0.0
     st.motor_power[i] = 0.0
-    st.body_contact[i] = ws.body_touch > 0.0
     st.status[i] = STATUS_NONFINITE
-    return STATUS_NONFINITE
 
 
 @nb.njit(**JIT)

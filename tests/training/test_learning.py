@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from quadlit.cli import main
+from quadlit.models.baselines import RandomPolicy
 from quadlit.tasks import make_task
 from quadlit.tasks.reach import ReachParams
 from quadlit.training.module import QuadlitModule
@@ -21,22 +22,6 @@ from quadlit.training.normalizer import RunningNorm
 from quadlit.training.rollout import evaluate_policy
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class UniformRandomPolicy(torch.nn.Module):
-    """Actions uniform in [-1, 1]^3, the ``act`` API of EntityBelief."""
-
-    def __init__(self, seed: int) -> None:
-        super().__init__()
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def initial_state(self, batch, device=None):
-        return (torch.zeros(batch, 1), torch.zeros(batch, 1))
-
-    def act(self, obs, state, episode_start, deterministic=False, generator=None):
-        a = torch.rand(obs.shape[0], 3, generator=self.gen) * 2 - 1
-        zeros = torch.zeros(obs.shape[0])
-        return a, a, zeros, zeros, state
 
 
 def test_reach_policy_beats_random_within_two_minutes(tmp_path):
@@ -51,7 +36,7 @@ def test_reach_policy_beats_random_within_two_minutes(tmp_path):
 
     eval_task = make_task("reach", 64, ReachParams(), seed=0)
     trained = evaluate_policy(module.policy, module.obs_norm, eval_task, seed=2024, device=torch.device("cpu"))
-    random = evaluate_policy(UniformRandomPolicy(0), RunningNorm(7, enabled=False), eval_task, seed=2024,
+    random = evaluate_policy(RandomPolicy(3, seed=0), RunningNorm(7, enabled=False), eval_task, seed=2024,
                              device=torch.device("cpu"))
     trained_goals, random_goals = float(np.mean(trained["goals"])), float(np.mean(random["goals"]))
     print(f"goals per episode: trained {trained_goals:.2f}, random {random_goals:.2f}")
