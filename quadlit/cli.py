@@ -19,7 +19,7 @@ from jsonargparse import ArgumentError
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from quadlit.errors import ConfigError
+from quadlit.errors import ConfigError, TrainingDiverged
 from quadlit.tasks import TASK_NAMES, task_params_from_dict, task_spec
 from quadlit.training.checkpoint import read_checkpoint
 from quadlit.training.data import RolloutDataModule
@@ -106,8 +106,12 @@ class QuadlitCLI(LightningCLI):
 def default_callbacks() -> list:
     """Checkpoints (the last iteration, and the best by evaluation return) and evaluation videos."""
     return [
-        ModelCheckpoint(monitor="eval/return", mode="max", save_last=True, save_top_k=1,
-                        filename="best-{step}", auto_insert_metric_name=False),
+        # latest-*.ckpt and last.ckpt after every epoch, whether or not an evaluation ran: nothing
+        # is lost on a crash (Lightning writes last.ckpt only when a regular checkpoint was saved)
+        ModelCheckpoint(save_last=True, save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True,
+                        filename="latest-{step}", auto_insert_metric_name=False),
+        ModelCheckpoint(monitor="eval/return", mode="max", save_top_k=1, filename="best-{step}",
+                        auto_insert_metric_name=False),
         EvalVideo(),
     ]
 
@@ -185,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             return _run_tool(argv[0], argv[1:])
         run_cli(argv)
         return 0
+    except TrainingDiverged as exc:
+        if debug:
+            raise
+        print(f"quadlit: error: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("quadlit: interrupted", file=sys.stderr)
         return 130

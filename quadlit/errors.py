@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """A configuration value, file or checkpoint that cannot be used; the message names it."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stayed non-finite for too many iterations; the message names the last good checkpoint."""

@@ -179,3 +179,28 @@ def test_balance_task_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "push-robustness" in out and "eval/survived" in out
     assert "eval_curve/push_3.0" in out
+
+
+def test_non_finite_losses_stop_the_run_naming_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    import quadlit.training.module as module_mod
+
+    real = module_mod.clipped_policy_loss
+    calls = []
+
+    def nan_loss(*args, **kwargs):  # finite for the first epoch (2 iterations x 4 epochs x 2 minibatches)
+        calls.append(1)
+        loss, stats = real(*args, **kwargs)
+        return (loss * float("nan") if len(calls) > 16 else loss), stats
+
+    monkeypatch.setattr(module_mod, "clipped_policy_loss", nan_loss)
+    code = main(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.max_epochs", "5",
+                 "--trainer.check_val_every_n_epoch", "100", "--model.max_nonfinite_iterations", "3",
+                 "--trainer.default_root_dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3
+    assert len(err) == 1 and "non-finite in 3 iterations in a row" in err[0], err
+    last = next(tmp_path.rglob("last.ckpt"))
+    assert str(last) in err[0]
+    # the non-finite updates were skipped: the saved parameters are finite
+    state = torch.load(last, weights_only=True)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())

@@ -19,6 +19,7 @@ from quadlit.algo.losses import (
     normalize_advantages,
 )
 from quadlit.algo.sampler import env_minibatches
+from quadlit.errors import TrainingDiverged
 from quadlit.models.entity_belief import EntityBelief
 from quadlit.models.world_model import WorldModel
 from quadlit.training.normalizer import RunningNorm
@@ -61,6 +62,8 @@ class QuadlitModule(L.LightningModule):
         normalize_obs: keep running observation statistics and normalise the policy's input.
         desired_kl: adapt the policy learning rate after every minibatch to keep the approximate KL
             near this value (x1.5 when below half, /1.5 when above double; null keeps lr fixed).
+        max_nonfinite_iterations: stop the run after this many iterations in a row with a
+            non-finite loss (each such update is skipped and counted).
         seed: seed of the action-sampling generator and minibatch order.
     """
 
@@ -89,6 +92,7 @@ class QuadlitModule(L.LightningModule):
         wm_batch_size: int = 4096,
         normalize_obs: bool = True,
         desired_kl: float | None = 0.01,
+        max_nonfinite_iterations: int = 5,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -98,6 +102,8 @@ class QuadlitModule(L.LightningModule):
                         ("num_minibatches", num_minibatches), ("wm_batch_size", wm_batch_size)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"model.{name} must be a positive integer, got {v!r}")
+        if not isinstance(max_nonfinite_iterations, int) or max_nonfinite_iterations < 1:
+            raise ValueError(f"model.max_nonfinite_iterations must be an integer >= 1, got {max_nonfinite_iterations!r}")
         if not isinstance(wm_updates, int) or wm_updates < 0:
             raise ValueError(f"model.wm_updates must be an integer >= 0, got {wm_updates!r}")
         _check_range("lr", lr, 0.0, 1.0, lo_open=True)
@@ -126,6 +132,7 @@ class QuadlitModule(L.LightningModule):
         self.register_buffer("env_steps", torch.tensor(0, dtype=torch.int64))
         self._fit_start: float | None = None
         self._saved_action_state: torch.Tensor | None = None
+        self._nonfinite_streak = 0
 
     # ----------------------------------------------------------------------------- optimizers
     def configure_optimizers(self):
@@ -169,6 +176,19 @@ class QuadlitModule(L.LightningModule):
         update_seconds = time.perf_counter() - update_start
         self.env_steps += rollout.num_steps * self.trainer.world_size
         self._log_iteration(rollout, ppo_metrics, wm_metrics, returns, update_seconds)
+        self._guard_nonfinite(ppo_metrics["skipped_nonfinite"] + wm_metrics.get("skipped_nonfinite", 0.0) > 0)
+
+    def _guard_nonfinite(self, bad: bool) -> None:
+        """Count iterations in a row whose loss was non-finite (those updates were skipped);
+        stop with the last good checkpoint named once there are too many."""
+        self._nonfinite_streak = self._nonfinite_streak + 1 if bad else 0
+        if self._nonfinite_streak < self.hparams.max_nonfinite_iterations:
+            return
+        paths = [c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks]
+        path = next((p for p in paths if p), "")
+        raise TrainingDiverged(
+            f"training stopped: the loss was non-finite in {self._nonfinite_streak} iterations in a row "
+            f"(step {self.global_step}); last good checkpoint: {path or 'none saved yet'}")
 
     def _advantages(self, r: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
         return compute_gae(r.reward, r.value, r.terminated, r.truncated, r.truncation_value, r.last_value,
