@@ -130,7 +130,6 @@ class QuadlitModule(L.LightningModule):
         self.minibatch_generator = torch.Generator()
         self.minibatch_generator.manual_seed(seed + 1)
         self.register_buffer("env_steps", torch.tensor(0, dtype=torch.int64))
-        self._fit_start: float | None = None
         self._saved_action_state: torch.Tensor | None = None
         self._nonfinite_streak = 0
 
@@ -146,13 +145,11 @@ class QuadlitModule(L.LightningModule):
         torch.set_flush_denormal(True)
         # each rank samples its own actions; a resumed run continues the saved stream
         gen = torch.Generator(device=self.device)
-        saved = getattr(self, "_saved_action_state", None)
-        if saved is not None:
-            gen.set_state(saved)
+        if self._saved_action_state is not None:
+            gen.set_state(self._saved_action_state)
         else:
             gen.manual_seed(self.hparams.seed + 7919 * self.global_rank)
         self.action_generator = gen
-        self._fit_start = time.perf_counter()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["quadlit_generators"] = {
@@ -169,10 +166,10 @@ class QuadlitModule(L.LightningModule):
     # ----------------------------------------------------------------------------- training
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:
         update_start = time.perf_counter()
-        self.obs_norm.update(rollout.obs)
         advantages, returns = self._advantages(rollout)
         wm_metrics = self._update_world_model(rollout)
         ppo_metrics = self._update_policy(rollout, advantages, returns)
+        self.obs_norm.update(rollout.obs)  # after the update: PPO re-evaluates what the policy saw
         update_seconds = time.perf_counter() - update_start
         self.env_steps += rollout.num_steps * self.trainer.world_size
         self._log_iteration(rollout, ppo_metrics, wm_metrics, returns, update_seconds)
@@ -224,7 +221,7 @@ class QuadlitModule(L.LightningModule):
     def _update_policy(self, r: Rollout, advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, float]:
         hp = self.hparams
         ppo_opt, _ = self.optimizers()
-        obs = self.obs_norm(r.obs)
+        obs = r.policy_obs
         num_envs = obs.shape[1]
         num_mb = min(hp.num_minibatches, num_envs)
         like = self.policy.initial_state(1, self.device)

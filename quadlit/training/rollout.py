@@ -48,7 +48,9 @@ class Rollout:
     """One batch of experience. T = rollout steps, N = environments.
 
     Attributes:
-        obs: (T, N, O) raw observations the policy saw (before normalisation).
+        obs: (T, N, O) raw observations (before normalisation).
+        policy_obs: (T, N, O) the normalised observations the policy acted on (the PPO update
+            re-evaluates exactly these, so the probability ratio starts at 1).
         next_obs: (T, N, O) raw observation after each step (the final one where an episode ended).
         action: (T, N, A) squashed actions sent to the environments.
         raw_action: (T, N, A) pre-tanh samples (what log-probabilities are computed from).
@@ -68,6 +70,7 @@ class Rollout:
     """
 
     obs: torch.Tensor
+    policy_obs: torch.Tensor
     next_obs: torch.Tensor
     action: torch.Tensor
     raw_action: torch.Tensor
@@ -143,6 +146,7 @@ class RolloutCollector:
 
         f32 = dict(dtype=torch.float32, device=device)
         obs_buf = torch.empty((T, N, spec.obs_dim), **f32)
+        policy_obs_buf = torch.empty((T, N, spec.obs_dim), **f32)
         next_obs_buf = torch.empty((T, N, spec.obs_dim), **f32)
         act_buf = torch.empty((T, N, spec.action_dim), **f32)
         raw_buf = torch.empty((T, N, spec.action_dim), **f32)
@@ -162,8 +166,9 @@ class RolloutCollector:
             start_t = torch.from_numpy(self.episode_start).to(device=device, dtype=torch.float32)
             obs_buf[t] = obs_t
             start_buf[t] = start_t
+            policy_obs_buf[t] = obs_norm(obs_t)
             action, raw, logp, value, state = policy.act(
-                obs_norm(obs_t), state, start_t, deterministic=False, generator=generator)
+                policy_obs_buf[t], state, start_t, deterministic=False, generator=generator)
             act_buf[t], raw_buf[t], logp_buf[t], value_buf[t] = action, raw, logp.float(), value.float()
 
             result = task.step(action.float().cpu().numpy())
@@ -195,7 +200,7 @@ class RolloutCollector:
         self.lstm_state = tuple(s.cpu() for s in state_rows(state))  # type: ignore[assignment]
 
         return Rollout(
-            obs=obs_buf, next_obs=next_obs_buf, action=act_buf, raw_action=raw_buf,
+            obs=obs_buf, policy_obs=policy_obs_buf, next_obs=next_obs_buf, action=act_buf, raw_action=raw_buf,
             log_prob=logp_buf, value=value_buf, reward=rew_buf, terminated=term_buf,
             truncated=trunc_buf, episode_start=start_buf, truncation_value=trunc_value_buf,
             last_value=last_value.float(), h0=h0, c0=c0,

@@ -70,3 +70,29 @@ def test_evaluate_policy_records_each_envs_first_episode():
     assert out["length"].tolist() == [3, 4, 5, 6]
     assert out["return"].tolist() == [6, 10, 15, 21]
     assert np.all(np.concatenate(task.actions_seen) == 0)
+
+
+def test_ppo_re_evaluation_of_a_rollout_reproduces_its_log_probs():
+    """The update re-evaluates the normalised observations the policy acted on, from the saved
+    LSTM states with the saved episode starts: before any gradient step the probability ratio
+    is exactly 1 (up to float32 round-off), even with non-trivial normaliser statistics and
+    episode resets inside the rollout."""
+    from quadlit.models.entity_belief import EntityBelief
+    from quadlit.tasks.reach import ReachParams, ReachTask
+
+    torch.manual_seed(0)
+    task = ReachTask(6, ReachParams(max_steps=7), seed=1)
+    collector = RolloutCollector(task, 16)
+    collector.reset(1)
+    policy = EntityBelief(7, 3, lstm_hidden=16)
+    norm = RunningNorm(7)
+    norm.update(torch.randn(100, 7) * 3 + 1)
+    gen = torch.Generator().manual_seed(0)
+    collector.collect(policy, norm, torch.device("cpu"), gen)  # carry LSTM state into the next rollout
+    r = collector.collect(policy, norm, torch.device("cpu"), gen)
+    assert r.episode_start[1:].sum() > 0 and r.h0.abs().sum() > 0
+    norm.update(r.obs)  # the trainer updates the statistics after the PPO update; this must not matter
+    with torch.no_grad():
+        log_prob, _, value = policy.evaluate(r.policy_obs, r.raw_action, (r.h0, r.c0), r.episode_start)
+    assert torch.allclose(log_prob, r.log_prob, atol=1e-4)
+    assert torch.allclose(value, r.value, atol=1e-5)
