@@ -18,10 +18,12 @@ import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from quadlit.errors import ConfigError, TrainingDiverged
 from quadlit.tasks import TASK_NAMES, task_params_from_dict, task_spec
-from quadlit.training.checkpoint import read_checkpoint
+from quadlit.training.checkpoint import AtomicCheckpointIO, find_last_checkpoint, read_checkpoint
 from quadlit.training.data import RolloutDataModule
 from quadlit.training.module import QuadlitModule
 from quadlit.training.video import EvalVideo
@@ -91,7 +93,31 @@ class QuadlitCLI(LightningCLI):
                 if key in hp and hp[key] != size:
                     raise ConfigError(f"--ckpt_path: {ckpt} has {key}={hp[key]}, but task {task!r} has {key}={size}")
 
+    def _resolve_last(self) -> None:
+        """``--ckpt_path last`` means the ``last.ckpt`` of the newest run under the default root
+        directory (Lightning alone would look only in the new run's own, empty, directory and
+        silently start from scratch). A resumed fit keeps logging into that run's directory."""
+        self._resume_version = None
+        sub = self.config.get("subcommand")
+        cfg = self.config.get(sub, {}) if sub else {}
+        if not cfg or cfg.get("ckpt_path") != "last":
+            return
+        root = Path(cfg.get("trainer", {}).get("default_root_dir") or os.getcwd())
+        found = find_last_checkpoint(root)
+        if found is None:
+            if sub != "fit":
+                raise ConfigError(f"--ckpt_path last: no run under {root / 'lightning_logs'} has saved last.ckpt")
+            print(f"quadlit: no last.ckpt under {root / 'lightning_logs'}; starting a new run", file=sys.stderr)
+            cfg["ckpt_path"] = None
+            return
+        path, version = found
+        print(f"quadlit: {'resuming from' if sub == 'fit' else 'evaluating'} {path}", file=sys.stderr)
+        cfg["ckpt_path"] = str(path)
+        if sub == "fit":
+            self._resume_version = (root, version)
+
     def _parse_ckpt_path(self) -> None:
+        self._resolve_last()
         self._check_ckpt_path()  # before Lightning reads the file, so a bad one gets one clear line
         super()._parse_ckpt_path()
 
@@ -101,6 +127,14 @@ class QuadlitCLI(LightningCLI):
             super().instantiate_classes()
         except (ValueError, TypeError) as exc:
             raise ConfigError(str(exc)) from exc
+        if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a user's own plugin
+            self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        resume = getattr(self, "_resume_version", None)
+        logger = self.trainer.logger
+        if resume is not None and isinstance(logger, TensorBoardLogger) and logger._version is None \
+                and Path(logger.root_dir) == resume[0] / "lightning_logs":
+            # the default logger: continue the resumed run's directory instead of opening a new one
+            self.trainer.logger = TensorBoardLogger(save_dir=resume[0], name="lightning_logs", version=resume[1])
 
 
 def default_callbacks() -> list:

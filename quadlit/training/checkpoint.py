@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from quadlit.errors import ConfigError
 from quadlit.tasks import TASK_NAMES, task_params_from_dict
@@ -60,3 +64,62 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     module.load_state_dict(ckpt["state_dict"])
     module.to(device).eval()
     return LoadedRun(task_name=name, task_params=params, module=module, path=Path(path))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoint writes that a kill cannot corrupt.
+
+    The checkpoint is serialised in memory, written to a temporary file in the target's own
+    directory, flushed to disk (fsync), and renamed over the target with ``os.replace``, which
+    is atomic on POSIX and Windows. A process killed at any moment leaves either the previous
+    file or the new one, never a truncated one. (Lightning's default goes through an fsspec
+    transaction whose temporary file lives in the system temp directory; when that is another
+    file system, the final move is a copy and a kill during it truncates the checkpoint.)
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO does not take storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(buffer.getbuffer())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def find_last_checkpoint(root: str | Path, name: str = "lightning_logs") -> tuple[Path, int] | None:
+    """The ``last.ckpt`` of the newest run under ``root/name/version_*`` that has one, with
+    that run's version number; None when no run has saved one."""
+    runs = []
+    for d in (Path(root) / name).glob("version_*"):
+        m = re.fullmatch(r"version_(\d+)", d.name)
+        if m and (d / "checkpoints" / "last.ckpt").is_file():
+            runs.append((int(m.group(1)), d / "checkpoints" / "last.ckpt"))
+    if not runs:
+        return None
+    version, path = max(runs)
+    return path, version

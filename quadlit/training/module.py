@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import time
 from typing import Any
 
@@ -24,6 +25,11 @@ from quadlit.models.entity_belief import EntityBelief
 from quadlit.models.world_model import WorldModel
 from quadlit.training.normalizer import RunningNorm
 from quadlit.training.rollout import Rollout, evaluate_policy, rows_to_state
+
+
+def _as_tuples(x: Any) -> Any:
+    """``random.getstate()`` comes back from a checkpoint with lists where it had tuples."""
+    return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
 def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> None:
@@ -152,16 +158,31 @@ class QuadlitModule(L.LightningModule):
         self.action_generator = gen
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # every random stream a resumed run draws from (the environments' own streams are in the
+        # data module's state); NumPy's state is stored as tensors so checkpoints load weights-only
+        np_state = np.random.get_state()
         checkpoint["quadlit_generators"] = {
             "action": self.action_generator.get_state(),
             "minibatch": self.minibatch_generator.get_state(),
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                      "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
         }
+        checkpoint["quadlit_nonfinite_streak"] = self._nonfinite_streak
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         gens = checkpoint.get("quadlit_generators")
         if gens is not None:  # the action generator lives on the training device: set in on_fit_start
             self._saved_action_state = gens["action"]
             self.minibatch_generator.set_state(gens["minibatch"])
+            if "torch" in gens:
+                torch.set_rng_state(gens["torch"])
+                random.setstate(_as_tuples(gens["python"]))
+                np_gen = gens["numpy"]
+                np.random.set_state(("MT19937", np_gen["keys"].numpy().astype(np.uint32), np_gen["pos"],
+                                     np_gen["has_gauss"], np_gen["cached_gaussian"]))
+        self._nonfinite_streak = int(checkpoint.get("quadlit_nonfinite_streak", 0))
 
     # ----------------------------------------------------------------------------- training
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:

@@ -1,0 +1,150 @@
+"""Never lose a run: a run killed with SIGKILL and resumed ends bitwise equal to an uninterrupted
+one, and a kill while a checkpoint is being written leaves the previous checkpoint intact."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import torch
+
+from quadlit.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+# the balance task (pushes, domain randomisation, curriculum state) at a size that trains an
+# epoch in a fraction of a second, so a random kill lands anywhere in the run
+ARGS = [
+    "fit", "--config", str(REPO / "configs/balance.yaml"),
+    "--data.num_envs", "16", "--data.rollout_steps", "8", "--data.iterations_per_epoch", "2",
+    "--data.eval_episodes", "4", "--data.eval_curve", "false", "--data.balance.max_steps", "60",
+    "--model.lstm_hidden", "16", "--model.wm_batch_size", "32",
+    "--trainer.max_epochs", "10", "--trainer.check_val_every_n_epoch", "3", "--trainer.max_time", "null",
+    "--trainer.deterministic", "true",
+    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+]
+
+
+def _launch(root: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "quadlit.cli", *ARGS, "--trainer.default_root_dir", str(root),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _last(root: Path) -> Path:
+    return root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300.0) -> float:
+    """Wait until ``path`` exists; the wall-clock time it appeared."""
+    start = time.monotonic()
+    while not path.exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() - start < timeout, f"no {path} after {timeout} s"
+        time.sleep(0.02)
+    return time.time()
+
+
+def _differences(a, b, path: str = "") -> list[str]:
+    """Paths at which two checkpoint trees are not bitwise equal."""
+    if isinstance(a, torch.Tensor):
+        return [] if isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b) else [path]
+    if isinstance(a, dict):
+        if set(a) != set(b):
+            return [f"{path} keys"]
+        return [d for k in a for d in _differences(a[k], b[k], f"{path}/{k}")]
+    if isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            return [f"{path} length"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [path]
+
+
+def test_sigkill_at_a_random_moment_then_resume_is_bitwise_equal(tmp_path):
+    # the uninterrupted run, timed so the kill can be placed inside the killed run's training
+    proc = _launch(tmp_path / "whole")
+    first_ckpt = _wait_for(_last(tmp_path / "whole"), proc)
+    assert proc.wait(timeout=600) == 0, proc.stdout.read()
+    training_span = _last(tmp_path / "whole").stat().st_mtime - first_ckpt  # first to final checkpoint
+
+    seed = int.from_bytes(os.urandom(4), "little")
+    delay = random.Random(seed).uniform(0.0, 0.6 * training_span)
+    proc = _launch(tmp_path / "killed")
+    _wait_for(_last(tmp_path / "killed"), proc)
+    time.sleep(delay)
+    assert proc.poll() is None, f"the run ended before the kill (delay {delay:.2f} s, seed {seed})"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    interrupted = torch.load(_last(tmp_path / "killed"), weights_only=True)
+
+    resumed = _launch(tmp_path / "killed", "--ckpt_path", "last")
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out
+    assert "resuming from" in out
+
+    whole = torch.load(_last(tmp_path / "whole"), weights_only=True)
+    final = torch.load(_last(tmp_path / "killed"), weights_only=True)
+    assert interrupted["global_step"] < whole["global_step"] == final["global_step"]
+    for key in ("state_dict", "optimizer_states", "RolloutDataModule", "quadlit_generators"):
+        diffs = _differences(whole[key], final[key], key)
+        assert not diffs, f"resumed run differs (kill after {delay:.2f} s, seed {seed}): {diffs[:5]}"
+    # the resumed run continued the killed run's directory instead of opening a new one
+    assert not (tmp_path / "killed" / "lightning_logs" / "version_1").exists()
+
+
+KILL_DURING_SAVE = textwrap.dedent("""
+    import os, sys, time, torch
+    from quadlit.training.checkpoint import AtomicCheckpointIO
+    io = AtomicCheckpointIO()
+    target = sys.argv[1]
+    io.save_checkpoint({"generation": 1, "weights": torch.arange(10)}, target)
+    real_fsync = os.fsync
+    def stall(fd):  # the new bytes are written; the rename has not happened yet
+        real_fsync(fd)
+        print("writing", flush=True)
+        time.sleep(600)
+    os.fsync = stall
+    io.save_checkpoint({"generation": 2, "weights": torch.zeros(1 << 22)}, target)
+""")
+
+
+def test_a_kill_while_a_checkpoint_is_written_leaves_the_previous_file(tmp_path):
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_DURING_SAVE, str(target)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(target, weights_only=True)
+    assert saved["generation"] == 1 and torch.equal(saved["weights"], torch.arange(10))
+    # the half-finished write is a hidden temporary beside it, never a file named *.ckpt
+    assert [p.name for p in target.parent.glob("*.ckpt")] == ["last.ckpt"]
+
+
+def test_atomic_save_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    from quadlit.training.checkpoint import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    target = tmp_path / "a" / "x.ckpt"
+    for generation in range(3):
+        io.save_checkpoint({"generation": generation}, target)
+        assert torch.load(target, weights_only=True)["generation"] == generation
+    assert [p.name for p in target.parent.iterdir()] == ["x.ckpt"]
+
+
+def test_ckpt_path_last_without_a_saved_run(tmp_path, capsys):
+    tiny = ["--config", str(REPO / "configs/reach.yaml"), "--data.num_envs", "8", "--data.rollout_steps", "4",
+            "--data.iterations_per_epoch", "1", "--data.eval_episodes", "2", "--data.reach.max_steps", "20",
+            "--model.lstm_hidden", "8", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false", "--trainer.default_root_dir", str(tmp_path)]
+    # validate has nothing to evaluate: one line, exit 2
+    assert main(["validate", *tiny, "--ckpt_path", "last"]) == 2
+    assert "no run under" in capsys.readouterr().err
+    # fit starts a new run, says so, and saves a checkpoint that a later "last" finds
+    assert main(["fit", *tiny, "--ckpt_path", "last"]) == 0
+    assert "starting a new run" in capsys.readouterr().err
+    assert _last(tmp_path).is_file()
+    assert main(["validate", *tiny, "--ckpt_path", "last"]) == 0
+    assert f"evaluating {_last(tmp_path)}" in capsys.readouterr().err
