@@ -165,6 +165,8 @@ def run_cli(args: list[str] | None = None, extra_callbacks: list | None = None) 
             "callbacks": default_callbacks() + list(extra_callbacks or []),
             "accelerator": "auto",
             "devices": 1,
+            # rollouts are generated, not read from a dataset: each rank collects its own
+            "use_distributed_sampler": False,
         },
         parser_kwargs={"exit_on_error": False},
         save_config_kwargs={"overwrite": True},

@@ -6,16 +6,18 @@ import dataclasses
 from typing import Any, Literal
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from quadlit.envs.base import EnvSpec
-from quadlit.envs.pool import ShardPool
+from quadlit.envs.pool import ShardPool, default_physics_threads
 from quadlit.errors import ConfigError
 from quadlit.tasks import evaluation_params, make_task, task_spec
 from quadlit.tasks.balance.params import BalanceParams
 from quadlit.tasks.reach.params import ReachParams
+from quadlit.training import distributed
 from quadlit.training.resources import auto_num_envs
 from quadlit.training.rollout import Rollout, RolloutCollector
 
@@ -160,13 +162,23 @@ class RolloutDataModule(L.LightningDataModule):
     def _rank(self) -> int:
         return self.trainer.global_rank if self.trainer is not None else 0
 
+    def _threads(self) -> int | None:
+        """Physics threads of this process: as configured, or this process's share of the cores
+        when several processes (DDP ranks) run on one machine."""
+        if self.physics_threads is not None:
+            return self.physics_threads
+        local_processes = self.trainer.num_devices if self.trainer is not None and self.trainer.world_size > 1 else 1
+        return max(1, default_physics_threads() // local_processes) if local_processes > 1 else None
+
     def setup(self, stage: str) -> None:
         if self._pool is None:
-            self._pool = ShardPool(self.physics_threads)
+            self._pool = ShardPool(self._threads())
         if stage == "fit" and self.collector is None:
-            self.num_envs = (auto_num_envs(self.spec, self.rollout_steps, self.min_envs, self.max_envs,
-                                           self._device())
-                             if self.num_envs_setting == "auto" else int(self.num_envs_setting))
+            if self.num_envs_setting == "auto":  # every rank takes the smallest rank's choice
+                self.num_envs = distributed.min_over_ranks(auto_num_envs(
+                    self.spec, self.rollout_steps, self.min_envs, self.max_envs, self._device()))
+            else:
+                self.num_envs = int(self.num_envs_setting)
             task = make_task(self.task_name, self.num_envs, self.task_params, self.seed + self._rank(), self._pool)
             self.collector = RolloutCollector(task, self.rollout_steps)
             self.collector.reset(self.seed + self._rank())
@@ -202,9 +214,14 @@ class RolloutDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         if self.collector is None:
             return {}
-        return {"num_envs": self.num_envs, "task_name": self.task_name,
-                "task_params": dataclasses.asdict(self.task_params),
-                "collector": _arrays_to_tensors(self.collector.state_dict())}
+        collector = _arrays_to_tensors(self.collector.state_dict())
+        state = {"num_envs": self.num_envs, "task_name": self.task_name,
+                 "task_params": dataclasses.asdict(self.task_params), "collector": collector}
+        # under DDP every rank owns its own environments: rank zero writes them all
+        ranks = distributed.gather(collector)
+        if len(ranks) > 1:
+            state["rank_collectors"] = ranks
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
@@ -226,7 +243,19 @@ class RolloutDataModule(L.LightningDataModule):
         if state["num_envs"] != self.num_envs:
             raise ConfigError(f"checkpoint holds {state['num_envs']} environments, but this run has "
                              f"data.num_envs={self.num_envs}; set data.num_envs={state['num_envs']} to resume")
-        self.collector.load_state_dict(_tensors_to_arrays(state["collector"]))
+        collector = state["collector"]
+        ranks = state.get("rank_collectors")
+        rank, world = self._rank(), self.trainer.world_size if self.trainer is not None else 1
+        if ranks is not None and len(ranks) == world:
+            collector = ranks[rank]
+        elif world > 1 or ranks is not None:
+            saved = len(ranks) if ranks is not None else 1
+            rank_zero_warn(f"checkpoint holds the environments of {saved} process(es), this run has {world}: "
+                           f"each process continues rank 0's saved environments only where it is rank 0; "
+                           f"the others start fresh (seeded data.seed + rank)")
+            if rank != 0:
+                return
+        self.collector.load_state_dict(_tensors_to_arrays(collector))
 
     def teardown(self, stage: str) -> None:
         pass

@@ -7,9 +7,12 @@ import random
 import time
 from typing import Any
 
+from contextlib import nullcontext
+
 import lightning as L
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from quadlit.algo.gae import compute_gae
 from quadlit.algo.losses import (
@@ -23,6 +26,7 @@ from quadlit.algo.sampler import env_minibatches
 from quadlit.errors import TrainingDiverged
 from quadlit.models.entity_belief import EntityBelief
 from quadlit.models.world_model import WorldModel
+from quadlit.training import distributed
 from quadlit.training.normalizer import RunningNorm
 from quadlit.training.rollout import Rollout, evaluate_policy, rows_to_state
 
@@ -151,8 +155,11 @@ class QuadlitModule(L.LightningModule):
         torch.set_flush_denormal(True)
         # each rank samples its own actions; a resumed run continues the saved stream
         gen = torch.Generator(device=self.device)
-        if self._saved_action_state is not None:
-            gen.set_state(self._saved_action_state)
+        saved = self._saved_action_state
+        if isinstance(saved, list):  # one state per rank of the run that saved it
+            saved = saved[self.global_rank] if len(saved) == self.trainer.world_size else None
+        if saved is not None:
+            gen.set_state(saved)
         else:
             gen.manual_seed(self.hparams.seed + 7919 * self.global_rank)
         self.action_generator = gen
@@ -161,8 +168,9 @@ class QuadlitModule(L.LightningModule):
         # every random stream a resumed run draws from (the environments' own streams are in the
         # data module's state); NumPy's state is stored as tensors so checkpoints load weights-only
         np_state = np.random.get_state()
+        action_states = distributed.gather(self.action_generator.get_state().cpu())
         checkpoint["quadlit_generators"] = {
-            "action": self.action_generator.get_state(),
+            "action": action_states[0] if len(action_states) == 1 else action_states,
             "minibatch": self.minibatch_generator.get_state(),
             "torch": torch.get_rng_state(),
             "python": random.getstate(),
@@ -188,9 +196,14 @@ class QuadlitModule(L.LightningModule):
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:
         update_start = time.perf_counter()
         advantages, returns = self._advantages(rollout)
-        wm_metrics = self._update_world_model(rollout)
-        ppo_metrics = self._update_policy(rollout, advantages, returns)
-        self.obs_norm.update(rollout.obs)  # after the update: PPO re-evaluates what the policy saw
+        wrapper = self.trainer.strategy.model
+        # one training_step takes many optimizer steps on different parameter subsets, which DDP's
+        # reducer cannot follow: it is switched off and distributed.average_gradients syncs instead
+        no_reducer = wrapper.no_sync() if isinstance(wrapper, DistributedDataParallel) else nullcontext()
+        with no_reducer:
+            wm_metrics = self._update_world_model(rollout)
+            ppo_metrics = self._update_policy(rollout, advantages, returns)
+        self.obs_norm.update(rollout.obs, across_ranks=True)  # after the update: PPO re-evaluates what the policy saw
         update_seconds = time.perf_counter() - update_start
         self.env_steps += rollout.num_steps * self.trainer.world_size
         self._log_iteration(rollout, ppo_metrics, wm_metrics, returns, update_seconds)
@@ -228,11 +241,12 @@ class QuadlitModule(L.LightningModule):
             idx = torch.randint(total, (min(hp.wm_batch_size, total),), generator=self.minibatch_generator)
             idx = idx.to(obs.device)
             losses = self.world_model.losses(obs[idx], action[idx], reward[idx], next_obs[idx], done[idx])
-            if not torch.isfinite(losses["total"]):
+            if distributed.any_rank(not torch.isfinite(losses["total"])):
                 sums["skipped_nonfinite"] = sums.get("skipped_nonfinite", 0.0) + 1.0
                 continue
             wm_opt.zero_grad(set_to_none=True)
             self.manual_backward(losses["total"])
+            distributed.average_gradients(self.world_model.parameters())
             torch.nn.utils.clip_grad_norm_(self.world_model.parameters(), hp.max_grad_norm)
             wm_opt.step()
             for k, v in losses.items():
@@ -264,15 +278,17 @@ class QuadlitModule(L.LightningModule):
                     v_loss = 0.5 * (value.float() - returns[:, env_idx]).square().mean()
                 ent = entropy_bonus(entropy)
                 loss = pi_loss + hp.value_coef * v_loss - hp.entropy_coef * ent
-                if not torch.isfinite(loss):
-                    skipped += 1
+                if distributed.any_rank(not torch.isfinite(loss)):
+                    skipped += 1  # on every rank, so parameters stay identical
                     continue
                 ppo_opt.zero_grad(set_to_none=True)
                 self.manual_backward(loss)
+                distributed.average_gradients(self.policy.parameters())
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), hp.max_grad_norm)
                 ppo_opt.step()
-                if hp.desired_kl is not None:
-                    self._adapt_lr(ppo_opt, float(pi_stats["approx_kl"]))
+                if hp.desired_kl is not None:  # the ranks' mean KL: every rank takes the same step size
+                    kl = distributed.mean_over_ranks(pi_stats["approx_kl"].detach().float().reshape(1))
+                    self._adapt_lr(ppo_opt, float(kl))
                 updates += 1
                 stats["policy_loss"] += float(pi_loss.detach())
                 stats["value_loss"] += float(v_loss.detach())
@@ -309,13 +325,22 @@ class QuadlitModule(L.LightningModule):
         metrics["perf/collect_seconds"] = r.collect_seconds
         metrics["perf/update_seconds"] = update_seconds
         metrics["perf/num_envs"] = float(r.reward.shape[1] * self.trainer.world_size)
-        metrics["env/nonfinite_resets"] = float(r.num_nonfinite)
-        ep = r.episodes
-        if len(ep.get("return", ())) > 0:
-            for k, v in ep.items():
-                metrics[f"episode/{k}"] = float(np.mean(v))
-            metrics["episode/count"] = float(len(ep["return"]))
-        self.log_dict(metrics, on_step=True, on_epoch=False, sync_dist=self.trainer.world_size > 1, batch_size=1)
+        if distributed.active():  # one all-reduce for all of them: every rank logs the same values
+            keys = sorted(metrics)
+            means = distributed.mean_over_ranks(torch.tensor([metrics[k] for k in keys], dtype=torch.float64))
+            metrics = dict(zip(keys, means.tolist()))
+        # episodes that ended on any rank: summed over ranks, then averaged
+        ep_keys = sorted(r.episodes)
+        ep_count = len(r.episodes[ep_keys[0]]) if ep_keys else 0
+        totals = distributed.sum_over_ranks(torch.tensor(
+            [float(np.sum(r.episodes[k], dtype=np.float64)) for k in ep_keys] + [float(ep_count), float(r.num_nonfinite)],
+            dtype=torch.float64)).tolist()
+        metrics["env/nonfinite_resets"] = totals[-1]
+        if totals[-2] > 0:
+            for k, total in zip(ep_keys, totals):
+                metrics[f"episode/{k}"] = total / totals[-2]
+            metrics["episode/count"] = totals[-2]
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
         self.log("env_steps", self.env_steps.float(), on_step=True, prog_bar=True, batch_size=1)
         if "episode/return" in metrics:
             self.log("ep_return", metrics["episode/return"], on_step=True, prog_bar=True, batch_size=1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from quadlit.training import distributed
+
 
 class RunningNorm(nn.Module):
     """Normalise observations by a running mean and variance (parallel Welford update).
@@ -26,16 +28,25 @@ class RunningNorm(nn.Module):
         self.register_buffer("count", torch.tensor(0.0, dtype=torch.float64))
 
     @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
-        """Fold a batch into the statistics. Shape: (..., dim)."""
+    def update(self, x: torch.Tensor, across_ranks: bool = False) -> None:
+        """Fold a batch into the statistics. Shape: (..., dim). With ``across_ranks`` under DDP
+        the batch is the union of every rank's ``x``, so all ranks keep the same statistics."""
         if not self.enabled:
             return
         x = x.reshape(-1, x.shape[-1]).to(torch.float64)
-        n = x.shape[0]
-        if n == 0:
-            return
-        batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
+        if across_ranks and distributed.active():
+            sums = distributed.sum_over_ranks(torch.cat([x.sum(0), x.new_tensor([x.shape[0]])]))
+            n = int(sums[-1].item())
+            if n == 0:
+                return
+            batch_mean = sums[:-1] / n
+            batch_var = distributed.sum_over_ranks((x - batch_mean).square().sum(0)) / n
+        else:
+            n = x.shape[0]
+            if n == 0:
+                return
+            batch_mean = x.mean(0)
+            batch_var = x.var(0, unbiased=False)
         total = self.count + n
         delta = batch_mean - self.mean
         self.mean += delta * (n / total)

@@ -103,7 +103,9 @@ class EvalVideo(L.Callback):
             gif = encode_gif(frames, self.fps)
         except Exception as exc:  # a broken display must not end a training run
             return self._disable(f"rendering failed: {type(exc).__name__}: {exc}")
-        path = Path(trainer.log_dir or trainer.default_root_dir) / "videos" / f"{name}.gif"
+        # the logger's own directory: Trainer.log_dir is a collective under DDP, and only rank 0 is here
+        log_dir = getattr(trainer.logger, "log_dir", None) if trainer.logger is not None else None
+        path = Path(log_dir or trainer.default_root_dir) / "videos" / f"{name}.gif"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(gif)
         self.last_path = path
