@@ -250,9 +250,9 @@ class RolloutDataModule(L.LightningDataModule):
             collector = ranks[rank]
         elif world > 1 or ranks is not None:
             saved = len(ranks) if ranks is not None else 1
-            rank_zero_warn(f"checkpoint holds the environments of {saved} process(es), this run has {world}: "
-                           f"each process continues rank 0's saved environments only where it is rank 0; "
-                           f"the others start fresh (seeded data.seed + rank)")
+            rank_zero_warn(f"the checkpoint holds the environments of {saved} process(es), this run has {world}: "
+                           f"rank 0 continues the saved rank-0 environments, the other ranks start new ones "
+                           f"(seeded data.seed + rank)")
             if rank != 0:
                 return
         self.collector.load_state_dict(_tensors_to_arrays(collector))

@@ -41,15 +41,16 @@ class EvalVideo(L.Callback):
     records one video as well.
 
     Args:
-        every_n_epochs: record after every N-th training epoch.
+        every_n_epochs: record after the first training epoch (the policy before it has learned
+            much, and every one-time cost of rendering is paid early) and every N epochs after it.
         max_steps: most control steps of the recorded episode.
         fps: frame rate of the GIF; steps are skipped so the video plays near real time.
         width: image width in pixels.
         height: image height in pixels.
     """
 
-    def __init__(self, every_n_epochs: int = 10, max_steps: int = 300, fps: int = 25, width: int = 480,
-                 height: int = 360) -> None:
+    def __init__(self, every_n_epochs: int = 10, max_steps: int = 300, fps: int = 12, width: int = 320,
+                 height: int = 240) -> None:
         for name, value in (("every_n_epochs", every_n_epochs), ("max_steps", max_steps), ("fps", fps)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"EvalVideo.{name} must be an integer >= 1, got {value!r}")
@@ -67,7 +68,7 @@ class EvalVideo(L.Callback):
     # ---- hooks -------------------------------------------------------------------------
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
-        if (epoch + 1) % self.every_n_epochs == 0:
+        if epoch % self.every_n_epochs == 0:
             self.record(trainer, pl_module, f"eval_epoch{epoch}")
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -38,7 +38,7 @@ def test_eval_video_lands_in_run_dir_and_tensorboard(tmp_path):
     trainer = _fit(tmp_path, video, epochs=4)
     run_dir = trainer.log_dir
     gifs = sorted(p.name for p in (tmp_path / "lightning_logs").rglob("*.gif"))
-    assert gifs == ["eval_epoch1.gif", "eval_epoch3.gif"]
+    assert gifs == ["eval_epoch0.gif", "eval_epoch2.gif"]
     with Image.open(video.last_path) as gif:
         assert gif.size == (64, 48) and gif.n_frames == 13  # reset state + 12 steps (reach: 20 Hz)
         assert str(video.last_path).startswith(run_dir)
