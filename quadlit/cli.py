@@ -2,7 +2,7 @@
 
     quadlit fit --config configs/reach.yaml
     quadlit validate --config configs/reach.yaml --ckpt_path lightning_logs/version_0/checkpoints/last.ckpt
-    quadlit bench reach|physics|train|soak
+    quadlit bench reach|physics|train|soak|render
     quadlit export-mjcf --out a1.xml
 """
 
@@ -42,7 +42,7 @@ tools:
   record       episode to GIF:   quadlit record --ckpt_path PATH --out episode.gif
   export       ONNX policy:      quadlit export --ckpt_path PATH --format onnx
   export-mjcf  robot as MJCF:    quadlit export-mjcf --out a1.xml
-  bench        benchmarks:       quadlit bench physics|reach|train|soak
+  bench        benchmarks:       quadlit bench physics|reach|train|soak|render
 
 Bad input exits with status 2 and one line naming the problem (QUADLIT_DEBUG=1 for a traceback).
 """

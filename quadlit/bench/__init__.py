@@ -1,4 +1,4 @@
-"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|all``."""
+"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|all``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ BENCHES = {
     "physics": "quadlit.bench.physics",
     "train": "quadlit.bench.train",
     "soak": "quadlit.bench.soak",
+    "render": "quadlit.bench.render",
 }
 
 
@@ -19,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="quadlit bench", description="Run a benchmark and print its table.")
     parser.add_argument("name", choices=[*BENCHES, "all"],
                         help="reach: task kernel + fit throughput; physics: quadruped physics vs MuJoCo; "
-                             "train: time to balance with the default fit; soak: resident memory over a 10-minute fit "
+                             "train: time to balance with the default fit; soak: resident memory over a 10-minute fit; "
+                             "render: cost of an evaluation video "
                              "(all = reach + physics)")
     args, rest = parser.parse_known_args(argv)
     names = ["reach", "physics"] if args.name == "all" else [args.name]
