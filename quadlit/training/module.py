@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Any
-
 from contextlib import nullcontext
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -203,7 +202,8 @@ class QuadlitModule(L.LightningModule):
         with no_reducer:
             wm_metrics = self._update_world_model(rollout)
             ppo_metrics = self._update_policy(rollout, advantages, returns)
-        self.obs_norm.update(rollout.obs, across_ranks=True)  # after the update: PPO re-evaluates what the policy saw
+        # after the update: PPO re-evaluates what the policy saw; under DDP over every rank's data
+        self.obs_norm.update(rollout.obs, across_ranks=True)
         update_seconds = time.perf_counter() - update_start
         self.env_steps += rollout.num_steps * self.trainer.world_size
         self._log_iteration(rollout, ppo_metrics, wm_metrics, returns, update_seconds)
