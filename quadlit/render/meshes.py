@@ -8,6 +8,8 @@ mode; everything else here is plain NumPy.
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 
 from quadlit.render.geometry import orthonormal_basis
@@ -191,16 +193,25 @@ class TriangleSoup:
         import pyray as rl
         from raylib import rl as C
 
-        tris = np.concatenate(self._tris).tolist()
-        colors = np.concatenate(self._colors).tolist()
-        vertex, color4 = C.rlVertex3f, C.rlColor4ub
-        for start in range(0, len(tris), _CHUNK):
-            stop = min(start + _CHUNK, len(tris))
-            C.rlCheckRenderBatchLimit(3 * (stop - start))
-            C.rlBegin(rl.RL_TRIANGLES)
-            for (p0, p1, p2), (r, g, b, a) in zip(tris[start:stop], colors[start:stop]):
-                color4(r, g, b, a)
-                vertex(*p0)
-                vertex(*p1)
-                vertex(*p2)
-            C.rlEnd()
+        # tens of thousands of short-lived lists a frame: with the garbage collector on, each
+        # frame also paid for collections that walk every object of the process (torch, Lightning)
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            tris = np.concatenate(self._tris).tolist()
+            colors = np.concatenate(self._colors).tolist()
+            vertex, color4 = C.rlVertex3f, C.rlColor4ub
+            for start in range(0, len(tris), _CHUNK):
+                stop = min(start + _CHUNK, len(tris))
+                C.rlCheckRenderBatchLimit(3 * (stop - start))
+                C.rlBegin(rl.RL_TRIANGLES)
+                for (p0, p1, p2), (r, g, b, a) in zip(tris[start:stop], colors[start:stop]):
+                    color4(r, g, b, a)
+                    vertex(*p0)
+                    vertex(*p1)
+                    vertex(*p2)
+                C.rlEnd()
+            del tris, colors
+        finally:
+            if gc_was_on:
+                gc.enable()
