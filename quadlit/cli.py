@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 from jsonargparse import ArgumentError
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -54,6 +55,12 @@ TOOL_COMMANDS = {
     "play": "quadlit.play:main",
     "record": "quadlit.record:main",
 }
+
+
+def _note(message: str) -> None:
+    """A one-line message on stderr, from the first process only (DDP starts one per rank)."""
+    if rank_zero_only.rank == 0:
+        print(f"quadlit: {message}", file=sys.stderr)
 
 
 class QuadlitCLI(LightningCLI):
@@ -107,11 +114,11 @@ class QuadlitCLI(LightningCLI):
         if found is None:
             if sub != "fit":
                 raise ConfigError(f"--ckpt_path last: no run under {root / 'lightning_logs'} has saved last.ckpt")
-            print(f"quadlit: no last.ckpt under {root / 'lightning_logs'}; starting a new run", file=sys.stderr)
+            _note(f"no last.ckpt under {root / 'lightning_logs'}; starting a new run")
             cfg["ckpt_path"] = None
             return
         path, version = found
-        print(f"quadlit: {'resuming from' if sub == 'fit' else 'evaluating'} {path}", file=sys.stderr)
+        _note(f"{'resuming from' if sub == 'fit' else 'evaluating'} {path}")
         cfg["ckpt_path"] = str(path)
         if sub == "fit":
             self._resume_version = (root, version)

@@ -84,7 +84,7 @@ ARGS = [
 ]
 
 
-def _run(tmp_path: Path, out: Path, *extra: str) -> None:
+def _run(tmp_path: Path, out: Path, *extra: str) -> str:
     script = tmp_path / "ddp_fit.py"
     script.write_text(SCRIPT)
     out.mkdir(exist_ok=True)
@@ -99,6 +99,7 @@ def _run(tmp_path: Path, out: Path, *extra: str) -> None:
         output, _ = proc.communicate()
         raise AssertionError("DDP run hung (a collective reached by one rank only?):\n" + output[-3000:])
     assert proc.returncode == 0, output[-6000:]
+    return output
 
 
 def _records(path: Path) -> list[dict]:
@@ -137,7 +138,8 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 
     # resumed on two ranks, each continues from its own saved environments
     out = tmp_path / "resumed"
-    _run(tmp_path, out, "--trainer.max_epochs", "3", "--ckpt_path", "last")
+    output = _run(tmp_path, out, "--trainer.max_epochs", "3", "--ckpt_path", "last")
+    assert output.count("quadlit: resuming from") == 1  # said once, by rank zero
     for rank in (0, 1):
         start = _records(out / f"start{rank}.jsonl")[0]
         assert start["step"] == ckpt["global_step"]
