@@ -70,11 +70,15 @@ class QuadlitCLI(LightningCLI):
         parser.link_arguments("data.obs_dim", "model.obs_dim", apply_on="instantiate")
         parser.link_arguments("data.action_dim", "model.action_dim", apply_on="instantiate")
 
+    def _subcommand_config(self):
+        """The subcommand ("fit", ...) and its part of the parsed config (empty without one)."""
+        sub = self.config.get("subcommand")
+        return sub, (self.config.get(sub, {}) if sub else {})
+
     def _check_ckpt_path(self) -> None:
         """A checkpoint given by path must be a readable quadlit checkpoint of the configured
         task with the configured sizes; checked before anything is built or written."""
-        sub = self.config.get("subcommand")
-        cfg = self.config.get(sub, {}) if sub else {}
+        sub, cfg = self._subcommand_config()
         ckpt = cfg.get("ckpt_path")
         if not ckpt or ckpt in ("last", "best", "hpc", "registry"):
             return
@@ -105,8 +109,7 @@ class QuadlitCLI(LightningCLI):
         directory (Lightning alone would look only in the new run's own, empty, directory and
         silently start from scratch). A resumed fit keeps logging into that run's directory."""
         self._resume_version = None
-        sub = self.config.get("subcommand")
-        cfg = self.config.get(sub, {}) if sub else {}
+        sub, cfg = self._subcommand_config()
         if not cfg or cfg.get("ckpt_path") != "last":
             return
         root = Path(cfg.get("trainer", {}).get("default_root_dir") or os.getcwd())

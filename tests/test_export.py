@@ -18,15 +18,9 @@ from quadlit.envs.pool import ShardPool  # noqa: E402
 from quadlit.export import INPUT_NAMES, OUTPUT_NAMES, main as export_main  # noqa: E402
 from quadlit.tasks import make_task  # noqa: E402
 from quadlit.training.checkpoint import load_run  # noqa: E402
+from tests.tiny import REPO, TINY as BASE_TINY  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = [
-    "--data.num_envs", "8", "--data.rollout_steps", "8", "--data.iterations_per_epoch", "2",
-    "--data.eval_episodes", "4", "--data.reach.max_steps", "40", "--data.physics_threads", "1",
-    "--model.lstm_hidden", "16", "--model.wm_batch_size", "32", "--model.num_minibatches", "2",
-    "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1",
-    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-]
+TINY = [*BASE_TINY, "--trainer.max_epochs", "1"]
 
 
 @pytest.fixture(scope="module")

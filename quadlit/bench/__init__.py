@@ -14,6 +14,14 @@ BENCHES = {
 }
 
 
+def open_ended_fit(config: str, *extra: str) -> list[str]:
+    """``quadlit fit`` arguments for a benchmark that decides itself when training stops (a
+    callback sets ``trainer.should_stop``): no time or epoch limit, no progress bar or summary.
+    ``extra`` comes last, so it can override any of them."""
+    return ["fit", "--config", config, "--trainer.max_time", "null", "--trainer.max_epochs", "1000000",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *extra]
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in BENCHES:  # its own options and --help
         return int(importlib.import_module(BENCHES[argv[0]]).main(argv[1:]) or 0)

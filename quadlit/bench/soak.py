@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lightning.pytorch.callbacks import Callback
 
+    from quadlit.bench import open_ended_fit
     from quadlit.cli import quiet_known_warnings, run_cli
 
     readings = _Readings(args.interval)
@@ -84,9 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: {args.config} for {args.minutes:g} min, RSS after every iteration, reported every "
           f"{args.interval:g} s", flush=True)
     with tempfile.TemporaryDirectory(prefix="quadlit-soak-") as tmp:
-        run_cli(["fit", "--config", args.config, "--trainer.max_time", "null", "--trainer.max_epochs", "1000000",
-                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-                 "--trainer.default_root_dir", args.root or tmp, *extra], extra_callbacks=[Watch()])
+        run_cli(open_ended_fit(args.config, "--trainer.default_root_dir", args.root or tmp, *extra),
+                extra_callbacks=[Watch()])
     if len(readings.reports) < 3:
         print("too few reports to judge growth")
         return 1

@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lightning.pytorch.callbacks import Callback
 
+    from quadlit.bench import open_ended_fit
     from quadlit.cli import quiet_known_warnings, run_cli
     from quadlit.training.normalizer import RunningNorm
     from quadlit.training.plots import learning_curve_figure, robustness_figure
@@ -87,11 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_known_warnings()
     clock = Clock()
-    fit_args = ["fit", "--config", args.config, "--trainer.max_time", None, "--trainer.max_epochs", "100000",
-                "--trainer.check_val_every_n_epoch", str(args.eval_every), "--data.eval_curve", "false",
-                "--data.eval_episodes", str(args.eval_episodes), "--trainer.enable_progress_bar", "false",
-                "--trainer.enable_model_summary", "false", *extra]
-    fit_args[fit_args.index(None)] = "null"
+    fit_args = open_ended_fit(args.config, "--trainer.check_val_every_n_epoch", str(args.eval_every),
+                              "--data.eval_curve", "false", "--data.eval_episodes", str(args.eval_episodes), *extra)
     print(f"time to balance: {args.config}, budget {args.minutes} min of training wall-clock (evaluations excluded)")
     cli = run_cli(fit_args, extra_callbacks=[clock])
     module, dm = cli.model, cli.datamodule

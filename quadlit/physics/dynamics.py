@@ -121,6 +121,36 @@ def _inertia_mul(I, b, w0, w1, w2, v0, v1, v2):
     return n0, n1, n2, m * v0 - d0, m * v1 - d1, m * v2 - d2
 
 
+@nb.njit(inline="always", **JIT)
+def _spatial_inertia_matrix(I, b, out):
+    """Write row ``I[b]`` (10-parameter form: m, h, Ixx Iyy Izz Ixy Ixz Iyz) as the 6x6 spatial
+    inertia [[I_bar, [h]x], [[h]x^T, m 1]] into the top-left 6x6 block of ``out``."""
+    m = I[b, 0]
+    h0, h1, h2 = I[b, 1], I[b, 2], I[b, 3]
+    out[0, 0] = I[b, 4]
+    out[1, 1] = I[b, 5]
+    out[2, 2] = I[b, 6]
+    out[0, 1] = out[1, 0] = I[b, 7]
+    out[0, 2] = out[2, 0] = I[b, 8]
+    out[1, 2] = out[2, 1] = I[b, 9]
+    for r in range(3):
+        for c in range(3):
+            out[3 + r, 3 + c] = m if r == c else 0.0
+    # upper right = [h]x, lower left = [h]x^T
+    out[0, 3] = 0.0
+    out[0, 4] = -h2
+    out[0, 5] = h1
+    out[1, 3] = h2
+    out[1, 4] = 0.0
+    out[1, 5] = -h0
+    out[2, 3] = -h1
+    out[2, 4] = h0
+    out[2, 5] = 0.0
+    for r in range(3):
+        for c in range(3):
+            out[3 + c, r] = out[r, 3 + c]
+
+
 @nb.njit(**JIT)
 def _set_body_inertia(model: RobotModel, ws, b, m):
     """Body ``b``'s spatial inertia at O from its mass ``m``, COM and inertia (body frame)."""
@@ -346,30 +376,7 @@ def bias_and_mass_matrix(model: RobotModel, gravity, ws):
             Ic[P, k] += Ic[b, k]
     for k in range(6):
         C[k] = f[0, k]
-    m = Ic[0, 0]
-    h0, h1, h2 = Ic[0, 1], Ic[0, 2], Ic[0, 3]
-    H[0, 0] = Ic[0, 4]
-    H[1, 1] = Ic[0, 5]
-    H[2, 2] = Ic[0, 6]
-    H[0, 1] = H[1, 0] = Ic[0, 7]
-    H[0, 2] = H[2, 0] = Ic[0, 8]
-    H[1, 2] = H[2, 1] = Ic[0, 9]
-    for r in range(3):
-        for c in range(3):
-            H[3 + r, 3 + c] = m if r == c else 0.0
-    # upper right = [h]x, lower left = [h]x^T
-    H[0, 3] = 0.0
-    H[0, 4] = -h2
-    H[0, 5] = h1
-    H[1, 3] = h2
-    H[1, 4] = 0.0
-    H[1, 5] = -h0
-    H[2, 3] = -h1
-    H[2, 4] = h0
-    H[2, 5] = 0.0
-    for r in range(3):
-        for c in range(3):
-            H[3 + c, r] = H[r, 3 + c]
+    _spatial_inertia_matrix(Ic, 0, H)
 
 
 @nb.njit(**JIT)
@@ -490,30 +497,7 @@ def aba_accelerations(model: RobotModel, gravity, ws):
         pA[b, 4] = z1
         pA[b, 5] = z2
         # IA = 6x6 of Ib
-        m = Ib[b, 0]
-        hh0, hh1, hh2 = Ib[b, 1], Ib[b, 2], Ib[b, 3]
-        M = IA[b]
-        M[0, 0] = Ib[b, 4]
-        M[1, 1] = Ib[b, 5]
-        M[2, 2] = Ib[b, 6]
-        M[0, 1] = M[1, 0] = Ib[b, 7]
-        M[0, 2] = M[2, 0] = Ib[b, 8]
-        M[1, 2] = M[2, 1] = Ib[b, 9]
-        for r in range(3):
-            for c in range(3):
-                M[3 + r, 3 + c] = m if r == c else 0.0
-        M[0, 3] = 0.0
-        M[0, 4] = -hh2
-        M[0, 5] = hh1
-        M[1, 3] = hh2
-        M[1, 4] = 0.0
-        M[1, 5] = -hh0
-        M[2, 3] = -hh1
-        M[2, 4] = hh0
-        M[2, 5] = 0.0
-        for r in range(3):
-            for c in range(3):
-                M[3 + c, r] = M[r, 3 + c]
+        _spatial_inertia_matrix(Ib, b, IA[b])
     # applied trunk wrench enters as -Q on the trunk's bias force
     for k in range(6):
         pA[0, k] -= Q[k]

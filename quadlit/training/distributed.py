@@ -49,9 +49,9 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat /= dist.get_world_size()
     offset = 0
-    for p in params:
+    for p in params:  # views into the reduced buffer: no copy
         n = p.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
+        p.grad = flat[offset:offset + n].view_as(p)
         offset += n
 
 
@@ -67,6 +67,13 @@ def mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
     if not active():
         return values.clone()
     return _reduce(values, dist.ReduceOp.SUM) / dist.get_world_size()
+
+
+def mean_scalar(value: float) -> float:
+    """The mean of a number over ranks (the number itself in a single process)."""
+    if not active():
+        return float(value)
+    return float(_reduce(torch.tensor([float(value)], dtype=torch.float64), dist.ReduceOp.SUM)) / dist.get_world_size()
 
 
 def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:

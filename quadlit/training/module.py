@@ -287,8 +287,7 @@ class QuadlitModule(L.LightningModule):
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), hp.max_grad_norm)
                 ppo_opt.step()
                 if hp.desired_kl is not None:  # the ranks' mean KL: every rank takes the same step size
-                    kl = distributed.mean_over_ranks(pi_stats["approx_kl"].detach().float().reshape(1))
-                    self._adapt_lr(ppo_opt, float(kl))
+                    self._adapt_lr(ppo_opt, distributed.mean_scalar(float(pi_stats["approx_kl"])))
                 updates += 1
                 stats["policy_loss"] += float(pi_loss.detach())
                 stats["value_loss"] += float(v_loss.detach())

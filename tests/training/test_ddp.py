@@ -2,6 +2,7 @@
 after every iteration, metrics are reduced across ranks, rank zero alone writes checkpoints and
 videos, and a resumed DDP run gives every rank back its own environments."""
 
+import hashlib
 import json
 import os
 import signal
@@ -14,8 +15,7 @@ import numpy as np
 import torch
 
 from quadlit.render.display import display_available
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.tiny import REPO
 
 # Runs the CLI with a callback that records, on every rank after every iteration, a digest of
 # all parameters, the rank's own rollout reward and the logged (reduced) value. Lightning's DDP
@@ -149,6 +149,4 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 
 
 def _digest(t: torch.Tensor) -> str:
-    import hashlib
-
     return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()

@@ -13,8 +13,7 @@ from pathlib import Path
 import torch
 
 from quadlit.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.tiny import REPO, TINY
 
 # the balance task (pushes, domain randomisation, curriculum state) at a size that trains an
 # epoch in a fraction of a second, so a random kill lands anywhere in the run
@@ -135,10 +134,8 @@ def test_atomic_save_replaces_the_file_and_leaves_no_temporary(tmp_path):
 
 
 def test_ckpt_path_last_without_a_saved_run(tmp_path, capsys):
-    tiny = ["--config", str(REPO / "configs/reach.yaml"), "--data.num_envs", "8", "--data.rollout_steps", "4",
-            "--data.iterations_per_epoch", "1", "--data.eval_episodes", "2", "--data.reach.max_steps", "20",
-            "--model.lstm_hidden", "8", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
-            "--trainer.enable_model_summary", "false", "--trainer.default_root_dir", str(tmp_path)]
+    tiny = ["--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.max_epochs", "1",
+            "--trainer.default_root_dir", str(tmp_path)]
     # validate has nothing to evaluate: one line, exit 2
     assert main(["validate", *tiny, "--ckpt_path", "last"]) == 2
     assert "no run under" in capsys.readouterr().err
