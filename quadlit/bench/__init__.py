@@ -11,6 +11,7 @@ BENCHES = {
     "train": "quadlit.bench.train",
     "soak": "quadlit.bench.soak",
     "render": "quadlit.bench.render",
+    "fingerprint": "quadlit.bench.fingerprint",
 }
 
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=[*BENCHES, "all"],
                         help="reach: task kernel + fit throughput; physics: quadruped physics vs MuJoCo; "
                              "train: time to balance with the default fit; soak: resident memory over a 10-minute fit; "
-                             "render: cost of an evaluation video "
+                             "render: cost of an evaluation video; fingerprint: digests of a short fixed-seed run "
                              "(all = reach + physics)")
     args, rest = parser.parse_known_args(argv)
     names = ["reach", "physics"] if args.name == "all" else [args.name]
