@@ -103,7 +103,7 @@ def test_contact_flags_lifted_foot_and_airborne_robot():
 def _terms(task, action=None, status=STATUS_OK):
     terms = np.zeros(len(K.REWARD_TERMS))
     a = np.zeros(12) if action is None else np.asarray(action, float)
-    failed = K.reward_terms(task.model, task.physics, task.task_state, task._p, 0, a, status, terms)
+    failed = K.score_step(task.model, task.physics, task.task_state, task._p, 0, a, status, terms)
     return dict(zip(K.REWARD_TERMS, terms)), failed
 
 
@@ -258,3 +258,36 @@ def test_state_dict_round_trip_continues_identically():
 def test_bad_params_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"balance.{field}"):
         BalanceParams(**{field: value})
+
+
+def test_reward_terms_writes_every_named_term_in_its_column(task):
+    """Each name of REWARD_TERMS is a function of rewards.py, and reward_terms puts that
+    function's value in the name's column (a term appended without its line is caught)."""
+    from quadlit.tasks.balance import rewards as R
+
+    _neutral(task)
+    task.physics.base_quat[0] = _quat_axis_angle((1, 1, 0), 0.9)  # past max_tilt: termination is non-zero
+    task.physics.base_lin_vel[0] = (0.3, -0.2, 0.1)
+    task.physics.base_ang_vel[0] = (0.1, 0.4, -0.2)
+    task.physics.motor_power[0] = 35.0
+    task.physics.joint_pos[0] += 0.05
+    view = R.step_view(task.model, task.physics, task.task_state, task._p, 0, np.full(12, 0.3), STATUS_OK)
+    terms = np.full(len(R.REWARD_TERMS), np.nan)
+    R.reward_terms(task._p, view, terms)
+    for k, name in enumerate(R.REWARD_TERMS):
+        expected = getattr(R, name)(task._p, view)
+        assert expected != 0.0, name  # the state makes every term non-zero, so a swap would show
+        assert terms[k] == expected, name
+
+
+def test_kernel_params_carry_every_numeric_field_by_name():
+    from quadlit.tasks.balance.params import kernel_params
+
+    p = dataclasses.replace(QUIET, upright_scale=0.123, max_tilt=0.7, target_height=0.0, push_curriculum=True)
+    kp = kernel_params(p, standing_height=0.31)
+    for f in dataclasses.fields(p):
+        if f.name != "motor_mode":
+            assert getattr(kp, f.name) == float(getattr(p, f.name)), f.name
+    assert kp.cos_max_tilt == math.cos(0.7)
+    assert kp.height_target == 0.31 and kp.standing_height == 0.31  # target 0: the standing height
+    assert kp.control_dt == p.physics_dt * p.substeps

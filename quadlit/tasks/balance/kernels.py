@@ -23,6 +23,7 @@ from quadlit.physics.dynamics import JIT
 from quadlit.physics.state import STATUS_NONFINITE
 from quadlit.physics.block import BLOCK, control_step_block, new_block_workspace
 from quadlit.physics.step import ang_vel_in_trunk, gravity_in_trunk, lin_vel_in_trunk
+from quadlit.tasks.balance.rewards import REWARD_TERMS, T_TERMINATION, clip_action, reward_terms, step_view  # noqa: F401 (REWARD_TERMS re-exported)
 
 OBS_DIM = 37
 ACTION_DIM = 12
@@ -34,45 +35,7 @@ OBS_SLICES = {
     "joint_vel": (21, 33),
     "foot_contact": (33, 37),
 }
-REWARD_TERMS = ("upright", "height", "lin_vel", "ang_vel", "energy", "action_rate", "pose", "alive",
-                "termination")
 EPISODE_METRICS = ("return", "length", "survived", "pushes")
-
-# indices into the packed parameter vector
-(P_MAX_STEPS, P_PUSH_MAG, P_PUSH_JITTER, P_PUSH_INT_MIN, P_PUSH_INT_MAX, P_COS_MAX_TILT, P_MIN_HEIGHT,
- P_TARGET_HEIGHT, P_RESET_TILT, P_RESET_JOINT, P_RESET_VEL, P_RESET_HEIGHT, P_FRICTION_MIN, P_FRICTION_MAX,
- P_MASS_MIN, P_MASS_MAX, P_STRENGTH_MIN, P_STRENGTH_MAX, P_GAIN_MIN, P_GAIN_MAX, P_OBS_NOISE,
- P_UPRIGHT, P_HEIGHT, P_LIN_VEL, P_ANG_VEL, P_ENERGY, P_ACTION_RATE, P_POSE, P_ALIVE, P_TERMINATION,
- P_CONTROL_DT, P_STANDING_HEIGHT, NUM_PARAMS) = range(33)
-
-
-def pack_params(p, standing_height: float) -> np.ndarray:
-    """The task parameters as a float64 vector indexed by the ``P_*`` constants."""
-    v = np.zeros(NUM_PARAMS)
-    v[P_MAX_STEPS] = p.max_steps
-    v[P_PUSH_MAG] = p.push_magnitude
-    v[P_PUSH_JITTER] = p.push_jitter
-    v[P_PUSH_INT_MIN] = p.push_interval_min
-    v[P_PUSH_INT_MAX] = p.push_interval_max
-    v[P_COS_MAX_TILT] = math.cos(p.max_tilt)
-    v[P_MIN_HEIGHT] = p.min_height
-    v[P_TARGET_HEIGHT] = p.target_height if p.target_height > 0 else standing_height
-    v[P_RESET_TILT] = p.reset_tilt
-    v[P_RESET_JOINT] = p.reset_joint_noise
-    v[P_RESET_VEL] = p.reset_velocity_noise
-    v[P_RESET_HEIGHT] = p.reset_height_noise
-    v[P_FRICTION_MIN], v[P_FRICTION_MAX] = p.friction_min, p.friction_max
-    v[P_MASS_MIN], v[P_MASS_MAX] = p.added_mass_min, p.added_mass_max
-    v[P_STRENGTH_MIN], v[P_STRENGTH_MAX] = p.motor_strength_min, p.motor_strength_max
-    v[P_GAIN_MIN], v[P_GAIN_MAX] = p.gain_scale_min, p.gain_scale_max
-    v[P_OBS_NOISE] = p.obs_noise
-    v[P_UPRIGHT], v[P_HEIGHT] = p.upright_scale, p.height_scale
-    v[P_LIN_VEL], v[P_ANG_VEL] = p.lin_vel_scale, p.ang_vel_scale
-    v[P_ENERGY], v[P_ACTION_RATE], v[P_POSE] = p.energy_scale, p.action_rate_scale, p.pose_scale
-    v[P_ALIVE], v[P_TERMINATION] = p.alive_bonus, p.termination_penalty
-    v[P_CONTROL_DT] = p.control_dt
-    v[P_STANDING_HEIGHT] = standing_height
-    return v
 
 
 class TaskState(NamedTuple):
@@ -128,27 +91,56 @@ class StepOutputs(NamedTuple):
 
 @nb.njit(**JIT)
 def _schedule_push(p, ts, i):
-    interval = rng.uniform_range(ts.rng_state, i, p[P_PUSH_INT_MIN], p[P_PUSH_INT_MAX])
-    steps = int(interval / p[P_CONTROL_DT] + 0.5)
+    interval = rng.uniform_range(ts.rng_state, i, p.push_interval_min, p.push_interval_max)
+    steps = int(interval / p.control_dt + 0.5)
     if steps < 1:
         steps = 1
     ts.next_push[i] = ts.step[i] + steps
 
 
+@nb.njit(inline="always", **JIT)
+def push_env(st, ts, i, dvx, dvy):
+    """The push: kick the trunk of env ``i`` by a horizontal world-frame velocity (dvx, dvy) m/s,
+    and remember it (the latest push vector, its step, the episode's push count)."""
+    st.base_lin_vel[i, 0] += dvx
+    st.base_lin_vel[i, 1] += dvy
+    ts.push_vec[i, 0], ts.push_vec[i, 1] = dvx, dvy
+    ts.push_step[i] = ts.step[i]
+    ts.pushes[i] += 1
+
+
+@nb.njit(inline="always", **JIT)
+def scheduled_push(p, st, ts, i):
+    """When env ``i``'s next push is due: a random direction, ``push_magnitude`` x the curriculum's
+    scale x a factor in [1 - push_jitter, 1]; then the next one is scheduled."""
+    if ts.step[i] == ts.next_push[i]:
+        angle = rng.uniform_range(ts.rng_state, i, -math.pi, math.pi)
+        mag = p.push_magnitude * ts.push_scale[0] * (1.0 - p.push_jitter * rng.uniform(ts.rng_state, i))
+        push_env(st, ts, i, mag * math.cos(angle), mag * math.sin(angle))
+        _schedule_push(p, ts, i)
+
+
+@nb.njit(**JIT)
+def push_envs(st, ts, env_indices, dv):
+    """Push envs ``env_indices`` (K,) by ``dv`` (K, 2) m/s (world frame), e.g. from ``quadlit play``."""
+    for k in range(env_indices.shape[0]):
+        push_env(st, ts, env_indices[k], dv[k, 0], dv[k, 1])
+
+
 @nb.njit(**JIT)
 def reset_env(model, envp, st, ts, p, i):
-    """Neutral standing pose with small random offsets, fresh domain parameters and push schedule."""
+    """Env ``i``'s next episode: neutral standing pose with small random offsets, fresh domain parameters and push schedule."""
     s = ts.rng_state
     # domain randomisation, drawn per episode
-    envp.friction[i] = rng.uniform_range(s, i, p[P_FRICTION_MIN], p[P_FRICTION_MAX])
-    envp.added_mass[i] = rng.uniform_range(s, i, p[P_MASS_MIN], p[P_MASS_MAX])
-    envp.motor_strength[i] = rng.uniform_range(s, i, p[P_STRENGTH_MIN], p[P_STRENGTH_MAX])
-    gain = rng.uniform_range(s, i, p[P_GAIN_MIN], p[P_GAIN_MAX])
+    envp.friction[i] = rng.uniform_range(s, i, p.friction_min, p.friction_max)
+    envp.added_mass[i] = rng.uniform_range(s, i, p.added_mass_min, p.added_mass_max)
+    envp.motor_strength[i] = rng.uniform_range(s, i, p.motor_strength_min, p.motor_strength_max)
+    gain = rng.uniform_range(s, i, p.gain_scale_min, p.gain_scale_max)
     envp.kp_scale[i] = gain
     envp.kd_scale[i] = gain
     # pose: small roll and pitch (quaternion of a rotation about a horizontal axis), any yaw
-    roll = rng.uniform_range(s, i, -p[P_RESET_TILT], p[P_RESET_TILT])
-    pitch = rng.uniform_range(s, i, -p[P_RESET_TILT], p[P_RESET_TILT])
+    roll = rng.uniform_range(s, i, -p.reset_tilt, p.reset_tilt)
+    pitch = rng.uniform_range(s, i, -p.reset_tilt, p.reset_tilt)
     yaw = rng.uniform_range(s, i, -math.pi, math.pi)
     cr, sr = math.cos(0.5 * roll), math.sin(0.5 * roll)
     cp, sp = math.cos(0.5 * pitch), math.sin(0.5 * pitch)
@@ -159,13 +151,13 @@ def reset_env(model, envp, st, ts, p, i):
     st.base_quat[i, 3] = cr * cp * sy - sr * sp * cy
     st.base_pos[i, 0] = 0.0
     st.base_pos[i, 1] = 0.0
-    st.base_pos[i, 2] = p[P_STANDING_HEIGHT] + rng.uniform_range(s, i, 0.0, p[P_RESET_HEIGHT])
+    st.base_pos[i, 2] = p.standing_height + rng.uniform_range(s, i, 0.0, p.reset_height_noise)
     for k in range(3):
-        st.base_lin_vel[i, k] = p[P_RESET_VEL] * rng.normal(s, i)
-        st.base_ang_vel[i, k] = p[P_RESET_VEL] * rng.normal(s, i)
+        st.base_lin_vel[i, k] = p.reset_velocity_noise * rng.normal(s, i)
+        st.base_ang_vel[i, k] = p.reset_velocity_noise * rng.normal(s, i)
     for j in range(12):
-        st.joint_pos[i, j] = model.default_q[j] + rng.uniform_range(s, i, -p[P_RESET_JOINT], p[P_RESET_JOINT])
-        st.joint_vel[i, j] = p[P_RESET_VEL] * rng.normal(s, i)
+        st.joint_pos[i, j] = model.default_q[j] + rng.uniform_range(s, i, -p.reset_joint_noise, p.reset_joint_noise)
+        st.joint_vel[i, j] = p.reset_velocity_noise * rng.normal(s, i)
         st.joint_torque[i, j] = 0.0
         ts.prev_action[i, j] = 0.0
     for k in range(4):
@@ -200,49 +192,23 @@ def write_obs(model, st, ts, p, i, obs):
         obs[21 + j] = st.joint_vel[i, j]
     for k in range(4):
         obs[33 + k] = 1.0 if st.foot_contact[i, k] else 0.0
-    sigma = p[P_OBS_NOISE]
+    sigma = p.obs_noise
     if sigma > 0.0:
         for k in range(OBS_DIM):
             obs[k] += sigma * rng.normal(ts.rng_state, i)
 
 
 @nb.njit(inline="always", **JIT)
-def reward_terms(model, st, ts, p, i, action, status, terms):
-    """Each scaled reward term of env ``i`` after its physics step, into ``terms`` (9,) in
-    ``REWARD_TERMS`` order; also stores the clipped action as ``prev_action``.
+def score_step(model, st, ts, p, i, action, status, terms):
+    """After env ``i``'s physics step with ``action`` (12,): its scaled reward terms into ``terms``
+    (``reward_terms``), then the action is remembered for the next step's action-rate term.
 
-    Returns: True if the episode failed (non-finite state, tilt past the limit, trunk too low,
-    trunk or knee touching the ground)."""
-    gx, gy, gz = gravity_in_trunk(st.base_quat, i)
-    cos_tilt = -gz
-    vx, vy, vz = lin_vel_in_trunk(st.base_quat, st.base_lin_vel, i)
-    wx, wy, wz = ang_vel_in_trunk(st.base_ang_vel, i)
-    dh = (st.base_pos[i, 2] - p[P_TARGET_HEIGHT]) / 0.05
-    rate = 0.0
-    pose = 0.0
+    Returns: True if the episode failed (``rewards.has_failed``)."""
+    view = step_view(model, st, ts, p, i, action, status)
+    reward_terms(p, view, terms)
     for j in range(12):
-        a = action[j]
-        if a != a:
-            a = 0.0
-        a = -1.0 if a < -1.0 else (1.0 if a > 1.0 else a)
-        d = a - ts.prev_action[i, j]
-        rate += d * d
-        ts.prev_action[i, j] = a
-        e = st.joint_pos[i, j] - model.default_q[j]
-        pose += e * e
-    up = 0.5 * (1.0 + cos_tilt)
-    failed = (status == STATUS_NONFINITE or cos_tilt < p[P_COS_MAX_TILT] or st.base_pos[i, 2] < p[P_MIN_HEIGHT]
-              or st.body_contact[i])
-    terms[0] = p[P_UPRIGHT] * up * up
-    terms[1] = p[P_HEIGHT] * math.exp(-dh * dh)
-    terms[2] = -p[P_LIN_VEL] * (vx * vx + vy * vy + vz * vz)
-    terms[3] = -p[P_ANG_VEL] * (wx * wx + wy * wy + wz * wz)
-    terms[4] = -p[P_ENERGY] * st.motor_power[i]
-    terms[5] = -p[P_ACTION_RATE] * rate
-    terms[6] = -p[P_POSE] * pose
-    terms[7] = p[P_ALIVE]
-    terms[8] = -p[P_TERMINATION] if failed else 0.0
-    return failed
+        ts.prev_action[i, j] = clip_action(action[j])
+    return view.failed
 
 
 @nb.njit(**JIT)
@@ -264,28 +230,19 @@ def step_shard(model, sim, envp, st, ts, p, actions, out, lo, hi):
     for start in range(lo, hi, BLOCK):
         stop = start + BLOCK if start + BLOCK < hi else hi
         for i in range(start, stop):
-            # push: a horizontal velocity kick in a random direction
-            if ts.step[i] == ts.next_push[i]:
-                angle = rng.uniform_range(ts.rng_state, i, -math.pi, math.pi)
-                mag = p[P_PUSH_MAG] * ts.push_scale[0] * (1.0 - p[P_PUSH_JITTER] * rng.uniform(ts.rng_state, i))
-                dvx, dvy = mag * math.cos(angle), mag * math.sin(angle)
-                st.base_lin_vel[i, 0] += dvx
-                st.base_lin_vel[i, 1] += dvy
-                ts.push_vec[i, 0], ts.push_vec[i, 1] = dvx, dvy
-                ts.push_step[i] = ts.step[i]
-                ts.pushes[i] += 1
-                _schedule_push(p, ts, i)
+            scheduled_push(p, st, ts, i)
 
         nonfinite += control_step_block(model, sim, envp, st, actions, start, stop, wbuf)
 
         for i in range(start, stop):
             status = st.status[i]
             ts.step[i] += 1
-            failed = reward_terms(model, st, ts, p, i, actions[i], status, terms[i])
-            timed_out = (not failed) and ts.step[i] >= p[P_MAX_STEPS]
+            failed = score_step(model, st, ts, p, i, actions[i], status, terms[i])
+            timed_out = (not failed) and ts.step[i] >= p.max_steps
             if status == STATUS_NONFINITE:  # the state is meaningless: only the penalty counts
-                for k in range(8):
-                    terms[i, k] = 0.0
+                for k in range(len(REWARD_TERMS)):
+                    if k != T_TERMINATION:
+                        terms[i, k] = 0.0
             total = 0.0
             for k in range(len(REWARD_TERMS)):
                 total += terms[i, k]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Literal, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -135,3 +135,31 @@ class BalanceParams:
                 bad(hi, f">= {lo} ({getattr(self, lo)})")
         if self.added_mass_min <= -4.0:
             bad("added_mass_min", "> -4 kg (the trunk weighs 4.7 kg)")
+
+
+# ---- what the kernels see ---------------------------------------------------------------------
+#: Values the kernels need that are computed from the parameters and the robot, not set directly.
+DERIVED_FIELDS = (
+    "cos_max_tilt",  # cos(max_tilt): the tilt test compares cosines
+    "height_target",  # target_height, or the robot's standing height when target_height is 0, m
+    "standing_height",  # trunk height of the robot holding its default pose, m (where resets put it)
+    "control_dt",  # seconds per control step
+)
+
+#: Every numeric field of BalanceParams (booleans as 0/1, ``motor_mode`` is the physics' business)
+#: followed by ``DERIVED_FIELDS``, all float64: the record the Numba kernels read by name, e.g.
+#: ``p.upright_scale``. A new parameter needs only its field in BalanceParams.
+KernelParams = NamedTuple("KernelParams", [(f.name, float) for f in fields(BalanceParams)
+                                           if f.name != "motor_mode"] + [(name, float) for name in DERIVED_FIELDS])
+
+
+def kernel_params(params: BalanceParams, standing_height: float) -> KernelParams:
+    """The kernels' parameter record for ``params`` on a robot standing at ``standing_height`` m."""
+    derived = {
+        "cos_max_tilt": math.cos(params.max_tilt),
+        "height_target": params.target_height if params.target_height > 0 else standing_height,
+        "standing_height": standing_height,
+        "control_dt": params.control_dt,
+    }
+    values = {f.name: float(getattr(params, f.name)) for f in fields(params) if f.name != "motor_mode"}
+    return KernelParams(**values, **{k: float(v) for k, v in derived.items()})

@@ -14,7 +14,8 @@ from quadlit.envs.rng import seed_streams
 from quadlit.physics.model import JOINT_NAMES, MOTOR_PD, MOTOR_TORQUE, EnvParams, SimParams, a1_model, validate_sim_params
 from quadlit.physics.state import PhysicsState
 from quadlit.tasks.balance import kernels
-from quadlit.tasks.balance.params import BalanceParams
+from quadlit.tasks.balance.params import BalanceParams, kernel_params
+from quadlit.tasks.balance.rewards import REWARD_TERMS
 
 
 def balance_spec(params: BalanceParams) -> EnvSpec:
@@ -23,7 +24,7 @@ def balance_spec(params: BalanceParams) -> EnvSpec:
         name="balance",
         obs_dim=kernels.OBS_DIM,
         action_dim=kernels.ACTION_DIM,
-        reward_terms=kernels.REWARD_TERMS,
+        reward_terms=REWARD_TERMS,
         episode_metrics=kernels.EPISODE_METRICS,
         max_episode_steps=params.max_steps,
         control_dt=params.control_dt,
@@ -62,7 +63,7 @@ class BalanceTask(VecTask):
         self.spec = balance_spec(params)
         self.model = a1_model()
         self.sim = sim_params(params)
-        self._p = kernels.pack_params(params, float(self.model.standing_height))
+        self._p = kernel_params(params, float(self.model.standing_height))
         self.physics = PhysicsState.allocate(n)
         self.env_params = EnvParams.allocate(n)
         self.task_state = kernels.TaskState.allocate(n)
@@ -138,11 +139,11 @@ class BalanceTask(VecTask):
     def push(self, env_indices, delta_v_world) -> None:
         """Kick the trunk of ``env_indices`` by a horizontal world-frame Δv, (K, 2|3) or (2|3,), m/s."""
         idx = np.atleast_1d(np.asarray(env_indices, dtype=np.int64))
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_envs):
+            raise IndexError(f"env_indices must be in [0, {self.num_envs}), got {idx.tolist()}")
         dv = np.asarray(delta_v_world, dtype=np.float64)
-        dv = np.broadcast_to(dv[..., :2], (idx.size, 2))
-        np.add.at(self.physics.base_lin_vel[:, :2], idx, dv)
-        self.task_state.push_vec[idx] = dv
-        self.task_state.push_step[idx] = self.task_state.step[idx]
+        dv = np.ascontiguousarray(np.broadcast_to(dv[..., :2], (idx.size, 2)))
+        kernels.push_envs(self.physics, self.task_state, idx, dv)
 
     def with_params(self, **changes) -> BalanceParams:
         """These parameters with some fields replaced (e.g. a fixed push magnitude for evaluation)."""
