@@ -12,6 +12,7 @@ BENCHES = {
     "soak": "quadlit.bench.soak",
     "render": "quadlit.bench.render",
     "fingerprint": "quadlit.bench.fingerprint",
+    "versus-sb3": "quadlit.bench.versus_sb3",
 }
 
 

@@ -1,17 +1,31 @@
-"""Time to balance: run the default ``fit`` and evaluate the policy periodically.
+"""Time to balance and push robustness: run ``fit`` and evaluate the policy as it learns.
 
-    quadlit bench train [--config configs/balance.yaml] [--minutes 3] [--eval-every 2] [--out docs/images]
+    quadlit bench train [--config configs/balance.yaml] [--minutes 3] [--seeds 0 1 2] [--cold]
+                        [--eval-every 2] [--eval-episodes 64] [--json PATH] [--out DIR] [fit options]
 
-The clock starts when this command starts (imports and Numba compilation included) and stops
-while the periodic evaluations run (they are measurement, not training). At the end the trained
-policy's and the zero-action baseline's push-robustness curves are measured. Prints the learning
-curve as a table and writes two PNGs: the learning curve (survival and return against wall-clock
-and env-steps) and the robustness curves.
+The clock starts when a run's process starts (imports and Numba compilation included) and stops
+while the periodic evaluations run (they are measurement, not training). Every evaluation
+measures the push-robustness curve: survival of deterministic 20 s episodes with pushes every
+2-4 s at 0.5-3.0 m/s, domain randomisation on, ``--eval-episodes`` episodes per magnitude. At
+the end the trained policy's and the zero-action baseline's curves are measured.
+
+With several ``--seeds`` (or ``--cold``) each seed runs in its own process, one after the other;
+``--cold`` gives each a fresh, empty Numba cache (compilation counted, as on a first ``make
+train``). The summary gives, per seed, the learning curve, the time to 95 % survival at each
+magnitude and the stability check (once a magnitude reached 95 %, how far a later evaluation
+fell below that). ``--json`` saves every evaluation and the per-iteration training metrics;
+``--out`` writes the learning-curve and robustness PNGs. Any other option goes to ``quadlit
+fit`` (e.g. ``--model.lr 1e-3``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,105 +33,226 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
-from quadlit.models.baselines import ZeroPolicy  # noqa: E402
+#: Training metrics kept per iteration in the --json output (when logged).
+TRACE_KEYS = ("episode/return", "episode/length", "episode/survived", "train/explained_variance",
+              "train/approx_kl", "train/learning_rate", "train/entropy", "train/value_loss", "train/clip_fraction",
+              "train/policy_loss", "train/grad_norm", "perf/collect_seconds", "perf/update_seconds")
+TARGET = 0.95
 
 
-def _curve(policy, obs_norm, dm, device) -> dict[float, float]:
-    from quadlit.tasks import evaluation_params, make_task
-    from quadlit.training.rollout import evaluate_policy
-
+def _curve_from_metrics(metrics) -> dict[float, float]:
+    """``eval_curve/push_1.5`` -> {1.5: survival} from logged metrics."""
     out = {}
-    for name, params in evaluation_params(dm.task_name, dm.task_params).items():
-        if not name:
-            continue
-        task = make_task(dm.task_name, dm.eval_episodes, params, dm.eval_seed)
-        out[float(name.split("_")[1])] = float(np.mean(evaluate_policy(policy, obs_norm, task, dm.eval_seed,
-                                                                       device)["survived"]))
-        task.close()
-    return out
+    for k, v in metrics.items():
+        if k.startswith("eval_curve/push_"):
+            out[float(k.rsplit("_", 1)[1])] = float(v)
+    return dict(sorted(out.items()))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="quadlit bench train", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="configs/balance.yaml", help="the fit config to time")
-    parser.add_argument("--minutes", type=float, default=3.0, help="training wall-clock budget")
-    parser.add_argument("--eval-every", type=int, default=2, help="evaluate every N epochs")
-    parser.add_argument("--eval-episodes", type=int, default=64, help="episodes per evaluation")
-    parser.add_argument("--target", type=float, default=0.95, help="survival rate that counts as balanced")
-    parser.add_argument("--out", default="docs/images", help="folder for the PNGs")
-    args, extra = parser.parse_known_args(argv)  # the rest goes to fit, e.g. --data.num_envs=512
-
+def run_one(args, extra: list[str]) -> dict:
+    """One training run in this process; returns its record."""
     from lightning.pytorch.callbacks import Callback
 
     from quadlit.bench import open_ended_fit
     from quadlit.cli import quiet_known_warnings, run_cli
+    from quadlit.models.baselines import ZeroPolicy
     from quadlit.training.normalizer import RunningNorm
-    from quadlit.training.plots import learning_curve_figure, robustness_figure
 
     class Clock(Callback):
-        """Training wall-clock (evaluations excluded), env-steps and eval results per evaluation."""
+        """Training wall-clock (evaluations excluded), per-iteration metrics, and the push curve of
+        every evaluation."""
 
         def __init__(self) -> None:
             self.eval_seconds = 0.0
-            self.rows: list[dict[str, float]] = []
+            self.rows: list[dict] = []
+            self.trace: list[dict] = []
             self.collect = self.update = 0.0
             self._start = 0.0
+
+        def train_seconds(self) -> float:
+            return time.perf_counter() - T0 - self.eval_seconds
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
             m = trainer.callback_metrics
             self.collect += float(m.get("perf/collect_seconds", 0.0))
             self.update += float(m.get("perf/update_seconds", 0.0))
+            row = {"seconds": self.train_seconds(), "env_steps": int(module.env_steps)}
+            row.update({k: float(m[k]) for k in TRACE_KEYS if k in m})
+            self.trace.append(row)
             if self.train_seconds() > args.minutes * 60:
                 trainer.should_stop = True
-
-        def train_seconds(self) -> float:
-            return time.perf_counter() - T0 - self.eval_seconds
 
         def on_validation_start(self, trainer, module) -> None:
             self._start = time.perf_counter()
 
         def on_validation_end(self, trainer, module) -> None:
             m = trainer.callback_metrics
-            self.rows.append({"seconds": self.train_seconds() - (time.perf_counter() - self._start),
-                              "env_steps": float(module.env_steps), "survival": float(m["eval/survived"]),
-                              "return": float(m["eval/return"])})
+            row = {"seconds": self.train_seconds() - (time.perf_counter() - self._start),
+                   "env_steps": int(module.env_steps), "survival": float(m["eval/survived"]),
+                   "return": float(m["eval/return"]), "curve": _curve_from_metrics(m)}
+            self.rows.append(row)
             self.eval_seconds += time.perf_counter() - self._start
-            r = self.rows[-1]
-            print(f"  {r['seconds']:7.1f} s  {r['env_steps'] / 1e6:6.2f} M steps  survival {100 * r['survival']:5.1f}%  "
-                  f"return {r['return']:8.1f}", flush=True)
+            curve = "  ".join(f"{100 * v:4.0f}" for v in row["curve"].values())
+            print(f"  {row['seconds']:7.1f} s  {row['env_steps'] / 1e6:6.2f} M steps  return {row['return']:7.1f}  "
+                  f"survival % at {'/'.join(f'{k:g}' for k in row['curve'])} m/s: {curve}", flush=True)
 
     quiet_known_warnings()
     clock = Clock()
-    fit_args = open_ended_fit(args.config, "--trainer.check_val_every_n_epoch", str(args.eval_every),
-                              "--data.eval_curve", "false", "--data.eval_episodes", str(args.eval_episodes), *extra)
-    print(f"time to balance: {args.config}, budget {args.minutes} min of training wall-clock (evaluations excluded)")
-    cli = run_cli(fit_args, extra_callbacks=[clock])
+    with tempfile.TemporaryDirectory(prefix="quadlit-bench-train-") as tmp:
+        fit_args = open_ended_fit(args.config, "--trainer.check_val_every_n_epoch", str(args.eval_every),
+                                  "--data.eval_curve", "true", "--data.eval_episodes", str(args.eval_episodes),
+                                  "--trainer.default_root_dir", args.root or tmp, "--seed_everything",
+                                  str(args.seeds[0]), "--data.seed", str(args.seeds[0]), "--model.seed",
+                                  str(args.seeds[0]), *extra)
+        print(f"bench train: {args.config}, seed {args.seeds[0]}, budget {args.minutes:g} min of training "
+              f"wall-clock (evaluations excluded){' ' + ' '.join(extra) if extra else ''}", flush=True)
+        cli = run_cli(fit_args, extra_callbacks=[clock])
     module, dm = cli.model, cli.datamodule
     total_s = clock.train_seconds()
-    steps = float(module.env_steps)
-    reached = next((r for r in clock.rows if r["survival"] >= args.target), None)
-    print(f"\ntrained {total_s:.0f} s, {steps / 1e6:.2f} M env-steps, {steps / total_s:.0f} env-steps/s overall; "
-          f"collection {clock.collect:.0f} s, updates {clock.update:.0f} s, "
-          f"other (start-up, compilation, logging) {total_s - clock.collect - clock.update:.0f} s")
-    if reached:
-        print(f"balanced (survival >= {100 * args.target:.0f}%) after {reached['seconds']:.0f} s, "
-              f"{reached['env_steps'] / 1e6:.2f} M env-steps")
-    else:
-        best = max(clock.rows, key=lambda r: r["survival"]) if clock.rows else None
-        print(f"not balanced within the budget; best survival {100 * best['survival']:.1f}%" if best else "no evaluation ran")
+    # the final policy, once more (the last periodic evaluation may be up to --eval-every epochs old)
+    from quadlit.training.evaluation import push_curve
 
-    device = module.device
-    trained = _curve(module.policy, module.obs_norm, dm, device)
-    zero = _curve(ZeroPolicy(dm.action_dim), RunningNorm(dm.obs_dim, enabled=False), dm, device)
-    print("\npush-robustness (survival of 20 s episodes, deterministic, fixed seeds):")
-    print("  push m/s     " + "  ".join(f"{m:>5.1f}" for m in trained))
-    print("  trained      " + "  ".join(f"{100 * v:>4.0f}%" for v in trained.values()))
-    print("  zero action  " + "  ".join(f"{100 * v:>4.0f}%" for v in zero.values()))
+    final = push_curve(module.policy, module.obs_norm, dm.task_name, dm.task_params, args.eval_episodes,
+                       dm.eval_seed, module.device)
+    zero = push_curve(ZeroPolicy(dm.action_dim), RunningNorm(dm.obs_dim, enabled=False), dm.task_name,
+                      dm.task_params, args.eval_episodes, dm.eval_seed, module.device)
+    return {"config": args.config, "seed": args.seeds[0], "extra": extra, "train_seconds": total_s,
+            "env_steps": int(module.env_steps), "collect_seconds": clock.collect, "update_seconds": clock.update,
+            "evaluations": clock.rows + [{"seconds": total_s, "env_steps": int(module.env_steps), "curve": final}],
+            "final_curve": final, "zero_curve": zero, "trace": clock.trace}
 
-    out = Path(args.out)
+
+def time_to(rows: list[dict], mag: float, target: float = TARGET) -> float | None:
+    """Training seconds at the first evaluation with survival >= target at ``mag``."""
+    return next((r["seconds"] for r in rows if r["curve"].get(mag, 0.0) >= target), None)
+
+
+def stability(rows: list[dict], mag: float, target: float = TARGET) -> float | None:
+    """Once ``mag`` reached ``target``: the largest fall (in points) of a later evaluation below the
+    best survival reached up to then (None: never reached)."""
+    reached, best, worst = False, 0.0, 0.0
+    for r in rows:
+        v = r["curve"].get(mag, 0.0)
+        if reached:
+            worst = max(worst, best - v)
+        if v >= target:
+            reached = True
+        best = max(best, v) if reached else best
+    return 100 * worst if reached else None
+
+
+def summarize(records: list[dict]) -> str:
+    lines = []
+    mags = list(records[0]["final_curve"])
+    head = "  ".join(f"{m:>5g}" for m in mags)
+    lines.append(f"push-robustness at the end (survival %, {len(records)} seed(s)), push m/s: {head}")
+    for r in records:
+        lines.append(f"  seed {r['seed']:<3d} {r['env_steps'] / 1e6:5.2f} M steps {r['train_seconds']:5.0f} s   "
+                     + "  ".join(f"{100 * r['final_curve'][m]:5.0f}" for m in mags))
+    mean = {m: float(np.mean([r["final_curve"][m] for r in records])) for m in mags}
+    lines.append("  mean                              " + "  ".join(f"{100 * mean[m]:5.0f}" for m in mags))
+    lines.append("  zero action                       " + "  ".join(f"{100 * records[0]['zero_curve'][m]:5.0f}"
+                                                                  for m in mags))
+    lines.append("time to 95 % survival (training s) and stability (largest fall after reaching it, points):")
+    for r in records:
+        parts = []
+        for m in mags:
+            t, s = time_to(r["evaluations"], m), stability(r["evaluations"], m)
+            parts.append(f"{m:g}: " + ("never" if t is None else f"{t:.0f} s, fall {s:.0f}"))
+        lines.append(f"  seed {r['seed']}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def write_plots(records: list[dict], out: Path, mags=(1.0, 2.0, 2.5), others: dict | None = None) -> None:
+    """learning_curve.png (survival at ``mags`` against training wall-clock, every seed) and
+    push_robustness.png (final curves: mean over seeds, zero action, ``others``)."""
+    from quadlit.training.plots import multi_learning_curve_figure, robustness_figure
+
     out.mkdir(parents=True, exist_ok=True)
-    learning_curve_figure(clock.rows, target=args.target).savefig(out / "learning_curve.png")
-    robustness_figure({"trained": (list(trained), list(trained.values())),
-                       "zero action": (list(zero), list(zero.values()))}).savefig(out / "push_robustness.png")
+    multi_learning_curve_figure({"quadlit": records, **(others or {})}, mags).savefig(out / "learning_curve.png")
+    m = list(records[0]["final_curve"])
+    curves = {f"quadlit (mean of {len(records)})": (m, [float(np.mean([r["final_curve"][k] for r in records]))
+                                                         for k in m]),
+              "zero action": (m, [records[0]["zero_curve"][k] for k in m])}
+    for label, recs in (others or {}).items():
+        curves[f"{label} (mean of {len(recs)})"] = (m, [float(np.mean([r["final_curve"][k] for r in recs]))
+                                                        for k in m])
+    robustness_figure(curves).savefig(out / "push_robustness.png")
     print(f"wrote {out / 'learning_curve.png'} and {out / 'push_robustness.png'}")
+
+
+def run_seeds_in_processes(args, extra: list[str], prog: list[str]) -> list[dict]:
+    """Each seed in its own process (a fresh Numba cache each with ``--cold``); their records."""
+    records = []
+    with tempfile.TemporaryDirectory(prefix="quadlit-bench-seeds-") as tmp:
+        for seed in args.seeds:
+            path = Path(tmp) / f"seed{seed}.json"
+            env = dict(os.environ)
+            if args.cold:
+                env["NUMBA_CACHE_DIR"] = str(Path(tmp) / f"numba-cache-{seed}")
+            cmd = [*prog, "--seeds", str(seed), "--json", str(path), "--single", *_passthrough(args), *extra]
+            result = subprocess.run(cmd, env=env)
+            if result.returncode != 0:
+                raise SystemExit(f"seed {seed} failed with exit status {result.returncode}")
+            records.append(json.loads(path.read_text())["records"][0])
+    return records
+
+
+def _passthrough(args) -> list[str]:
+    return ["--config", args.config, "--minutes", str(args.minutes), "--eval-every", str(args.eval_every),
+            "--eval-episodes", str(args.eval_episodes)]
+
+
+def _json_ready(records: list[dict]) -> list[dict]:
+    def fix(x):
+        if isinstance(x, dict):
+            return {str(k): fix(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [fix(v) for v in x]
+        return x
+    return fix(records)
+
+
+def _from_json(records: list[dict]) -> list[dict]:
+    """Curve keys back to floats after a JSON round trip."""
+    for r in records:
+        for key in ("final_curve", "zero_curve"):
+            r[key] = {float(k): v for k, v in r[key].items()}
+        for row in r["evaluations"]:
+            row["curve"] = {float(k): v for k, v in row["curve"].items()}
+    return records
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="quadlit bench train", description=__doc__.split("\n")[0])
+    p.add_argument("--config", default="configs/balance.yaml", help="the fit config to run")
+    p.add_argument("--minutes", type=float, default=3.0, help="training wall-clock budget per seed")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (several: one process each)")
+    p.add_argument("--cold", action="store_true", help="each seed with a fresh, empty Numba cache")
+    p.add_argument("--eval-every", type=int, default=2, help="evaluate every N epochs")
+    p.add_argument("--eval-episodes", type=int, default=64, help="episodes per push magnitude")
+    p.add_argument("--json", default=None, help="write every evaluation and the training trace here")
+    p.add_argument("--out", default=None, help="folder for learning_curve.png and push_robustness.png")
+    p.add_argument("--root", default=None, help="run directory (default: a temporary one, removed after)")
+    p.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # a child of a multi-seed run
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = parser().parse_known_args(argv)
+    if args.minutes <= 0 or args.eval_every < 1 or args.eval_episodes < 1:
+        raise SystemExit("quadlit bench train: --minutes, --eval-every and --eval-episodes must be positive")
+    if args.single or (len(args.seeds) == 1 and not args.cold):
+        records = [run_one(args, extra)]
+    else:
+        records = _from_json(run_seeds_in_processes(args, extra, [sys.executable, "-m", "quadlit.cli", "bench",
+                                                                  "train"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"records": _json_ready(records)}, indent=1))
+    if args.single:
+        return 0
+    print()
+    print(summarize(records))
+    if args.out:
+        write_plots(records, Path(args.out))
     return 0

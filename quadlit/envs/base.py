@@ -97,6 +97,10 @@ class VecTask(abc.ABC):
     Subclasses own the state arrays and a ``ShardPool``; ``step`` must be one fused kernel
     call per shard. Environment ``i`` draws its random numbers only from its own stream
     (``rng_state[i]``), so results do not depend on how environments are split into shards.
+
+    A task that can be drawn also provides ``render_frame(env_index) -> Frame`` (a
+    ``quadlit.render.frames`` record in world coordinates); the renderer, ``play``, ``record`` and the
+    evaluation videos use only that.
     """
 
     spec: EnvSpec

@@ -132,15 +132,10 @@ def reach_frames(task: Any, env_index: int) -> ReachFrame:
 
 
 def frame_function(task: Any) -> FrameFn | None:
-    """How to turn an environment of ``task`` into a frame, or None when it cannot be drawn.
-
-    A task can draw itself by providing ``render_frame(env_index) -> QuadrupedFrame | ReachFrame``;
-    otherwise the adapter is chosen by the task's name.
-    """
+    """How to turn an environment of ``task`` into a frame, or None when it cannot be drawn: a
+    task draws itself with ``render_frame(env_index) -> QuadrupedFrame | ReachFrame``."""
     if callable(getattr(task, "render_frame", None)):
         return lambda t, i: t.render_frame(i)
-    if getattr(getattr(task, "spec", None), "name", None) == "reach":
-        return reach_frames
     return None
 
 

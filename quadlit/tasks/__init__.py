@@ -1,4 +1,10 @@
-"""Task registry: the trainer knows tasks only by name, spec and the VecTask contract."""
+"""Task registry: the trainer knows tasks only by name, their ``TaskDef`` and the VecTask contract.
+
+Adding a task: a folder ``quadlit/tasks/<name>/`` with its parameters (``params.py``, a frozen
+dataclass), its kernels, its ``VecTask`` (``task.py``) and its ``TaskDef`` (in its
+``__init__.py``), plus one line in ``TASKS`` below and a ``data.<name>`` argument of the data
+module (so configs can set its parameters, typed and documented).
+"""
 
 from __future__ import annotations
 
@@ -6,71 +12,46 @@ from typing import Any
 
 from quadlit.envs.base import EnvSpec, VecTask
 from quadlit.envs.pool import ShardPool
+from quadlit.tasks import balance, reach
+from quadlit.tasks.registry import Evaluation, TaskDef
 
-TASK_NAMES = ("reach", "balance")
+#: Every task by name.
+TASKS: dict[str, TaskDef] = {"reach": reach.TASK, "balance": balance.TASK}
+TASK_NAMES = tuple(TASKS)
 
 
-def _check(name: str) -> None:
-    if name not in TASK_NAMES:
-        raise ValueError(f"data.task must be one of {', '.join(TASK_NAMES)}, got {name!r}")
+def task_def(name: str) -> TaskDef:
+    """The registered task ``name``; a one-line ValueError names the known ones otherwise."""
+    try:
+        return TASKS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"data.task must be one of {', '.join(TASK_NAMES)}, got {name!r}") from None
 
 
 def task_spec(name: str, params: Any) -> EnvSpec:
     """The static spec of task ``name`` with ``params`` (no environments are built)."""
-    _check(name)
-    if name == "reach":
-        from quadlit.tasks.reach import reach_spec
-
-        return reach_spec(params)
-    if name == "balance":
-        from quadlit.tasks.balance import balance_spec
-
-        return balance_spec(params)
-    raise AssertionError(name)
+    return task_def(name).spec(params)
 
 
 def task_params_from_dict(name: str, values: dict[str, Any]) -> Any:
     """The parameter record of task ``name`` from a plain dict (as saved in checkpoints)."""
-    _check(name)
-    if name == "reach":
-        from quadlit.tasks.reach import ReachParams
-
-        return ReachParams(**values)
-    if name == "balance":
-        from quadlit.tasks.balance import BalanceParams
-
-        return BalanceParams(**values)
-    raise AssertionError(name)
+    return task_def(name).params_type(**values)
 
 
-#: Push magnitudes (m/s) of the balance task's push-robustness curve.
-PUSH_CURVE = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
-
-
-def evaluation_params(name: str, params: Any) -> dict[str, Any]:
-    """The parameter sets evaluation runs: "" (the task as configured, made deterministic in
-    what it randomises over time) plus named variants (the balance task's push-robustness curve,
-    one fixed push magnitude each)."""
-    _check(name)
-    if name == "balance":
-        import dataclasses
-
-        fixed = dataclasses.replace(params, push_curriculum=False, push_jitter=0.0)
-        out = {"": fixed}
-        out.update({f"push_{m:.1f}": dataclasses.replace(fixed, push_magnitude=m) for m in PUSH_CURVE})
-        return out
-    return {"": params}
+def evaluations(name: str, params: Any, episodes: int) -> tuple[Evaluation, ...]:
+    """The evaluation batches of task ``name``: "" (the task as configured, made deterministic in
+    what it randomises over time) and the task's own (the balance task's push-robustness curve)."""
+    return task_def(name).evaluations(params, episodes)
 
 
 def make_task(name: str, num_envs: int, params: Any, seed: int, pool: ShardPool | None = None) -> VecTask:
     """Build ``num_envs`` environments of task ``name``."""
-    _check(name)
-    if name == "reach":
-        from quadlit.tasks.reach import ReachTask
+    return task_def(name).task_class(num_envs=num_envs, params=params, seed=seed, pool=pool)
 
-        return ReachTask(num_envs=num_envs, params=params, seed=seed, pool=pool)
-    if name == "balance":
-        from quadlit.tasks.balance import BalanceTask
 
-        return BalanceTask(num_envs=num_envs, params=params, seed=seed, pool=pool)
-    raise AssertionError(name)
+def make_evaluation_task(name: str, evaluation: Evaluation, seed: int, pool: ShardPool | None = None) -> VecTask:
+    """The environments of one ``Evaluation`` of task ``name``, prepared."""
+    task = make_task(name, evaluation.num_envs, evaluation.params, seed, pool)
+    if evaluation.prepare is not None:
+        evaluation.prepare(task)
+    return task

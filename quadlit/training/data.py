@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader, Dataset
 from quadlit.envs.base import EnvSpec
 from quadlit.envs.pool import ShardPool, default_physics_threads
 from quadlit.errors import ConfigError
-from quadlit.tasks import evaluation_params, make_task, task_spec
+from quadlit.tasks import evaluations, make_evaluation_task, make_task, task_spec
+from quadlit.tasks.registry import Evaluation
 from quadlit.tasks.balance.params import BalanceParams
 from quadlit.tasks.reach.params import ReachParams
 from quadlit.training import distributed
@@ -94,7 +95,8 @@ class RolloutDataModule(L.LightningDataModule):
         seed: master seed of the training environments (each rank adds its rank).
         eval_episodes: evaluation episodes run by validate (one per evaluation environment).
         eval_seed: seed of the evaluation episodes (fixed, so evaluations are comparable).
-        eval_curve: also evaluate the task's variants (the balance task's push-robustness curve).
+        eval_curve: also run the task's own evaluations (the balance task's push-robustness curve,
+            ``eval_episodes`` per push magnitude).
     """
 
     def __init__(
@@ -141,7 +143,7 @@ class RolloutDataModule(L.LightningDataModule):
         self.eval_curve = eval_curve
         self.num_envs: int | None = None
         self.collector: RolloutCollector | None = None
-        self.eval_tasks: dict[str, Any] = {}
+        self.evaluations: list[tuple[Evaluation, Any]] = []  # (evaluation, its environments)
         self._pool: ShardPool | None = None
         self._pending_state: dict[str, Any] | None = None
 
@@ -184,17 +186,17 @@ class RolloutDataModule(L.LightningDataModule):
             self.collector.reset(self.seed + self._rank())
             if self._pending_state is not None:
                 self._load_collector(self._pending_state)
-        if not self.eval_tasks:
-            self.eval_tasks = {
-                name: make_task(self.task_name, self.eval_episodes, params, self.eval_seed, self._pool)
-                for name, params in evaluation_params(self.task_name, self.task_params).items()
-                if name == "" or self.eval_curve
-            }
+        if not self.evaluations:
+            self.evaluations = [
+                (ev, make_evaluation_task(self.task_name, ev, self.eval_seed, self._pool))
+                for ev in evaluations(self.task_name, self.task_params, self.eval_episodes)
+                if ev.name == "" or self.eval_curve
+            ]
 
     @property
     def eval_task(self):
         """The evaluation environments of the task as configured."""
-        return self.eval_tasks.get("")
+        return next((task for ev, task in self.evaluations if ev.name == ""), None)
 
     def collect(self) -> Rollout:
         """One rollout with the LightningModule's current policy, on its device."""
@@ -261,7 +263,7 @@ class RolloutDataModule(L.LightningDataModule):
         pass
 
     def close(self) -> None:
-        for task in (getattr(self.collector, "task", None), *self.eval_tasks.values()):
+        for task in (getattr(self.collector, "task", None), *(task for _, task in self.evaluations)):
             if task is not None:
                 task.close()
         if self._pool is not None:

@@ -27,7 +27,7 @@ from quadlit.models.entity_belief import EntityBelief
 from quadlit.models.world_model import WorldModel
 from quadlit.training import distributed
 from quadlit.training.normalizer import RunningNorm
-from quadlit.training.rollout import Rollout, evaluate_policy, rows_to_state
+from quadlit.training.rollout import Rollout, rows_to_state
 
 
 def _as_tuples(x: Any) -> Any:
@@ -352,34 +352,34 @@ class QuadlitModule(L.LightningModule):
         self._evaluate("test")
 
     def _evaluate(self, prefix: str) -> dict[str, float]:
-        """Deterministic episodes at fixed seeds on every evaluation task; for the balance task
-        also the push-robustness curve (survival rate against push magnitude)."""
+        """Deterministic episodes at fixed seeds for every evaluation of the task (for the balance
+        task also the push-robustness curve), logged as ``{prefix}/<metric>`` and
+        ``{prefix}_<evaluation>/<value>``."""
+        from quadlit.training.evaluation import run_evaluation
+
         dm = self.trainer.datamodule
         metrics: dict[str, float] = {}
-        curve: dict[str, float] = {}
-        for name, task in dm.eval_tasks.items():
-            result = evaluate_policy(self.policy, self.obs_norm, task, dm.eval_seed, self.device)
-            if name == "":
-                metrics.update({f"{prefix}/{k}": float(np.mean(v)) for k, v in result.items()})
-            else:
-                curve[name] = float(np.mean(result["survived"]))
-                metrics[f"{prefix}_curve/{name}"] = curve[name]
+        for evaluation, task in dm.evaluations:
+            values = run_evaluation(evaluation, task, self.policy, self.obs_norm, dm.eval_seed, self.device)
+            group = prefix if not evaluation.name else f"{prefix}_{evaluation.name}"
+            metrics.update({f"{group}/{k}": v for k, v in values.items()})
+            if evaluation.table is not None and self.trainer.is_global_zero and not self.trainer.sanity_checking:
+                self._report_table(f"{prefix}/{evaluation.name}", evaluation.title or evaluation.name,
+                                   *evaluation.table(values))
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=False, sync_dist=self.trainer.world_size > 1,
                       batch_size=1)
-        if curve and self.trainer.is_global_zero and not self.trainer.sanity_checking:
-            self._report_curve(prefix, curve)
         return metrics
 
-    def _report_curve(self, prefix: str, curve: dict[str, float]) -> None:
-        """Print the push-robustness table and log it as a plot image."""
-        mags = [float(k.split("_")[1]) for k in curve]
-        rows = "  ".join(f"{m:>4.1f}" for m in mags)
-        vals = "  ".join(f"{100 * v:>3.0f}%" for v in curve.values())
-        print(f"\npush-robustness ({prefix}, step {self.global_step}):\n  push m/s  {rows}\n  survival {vals}")
+    def _report_table(self, tag: str, title: str, x_label: str, rows: list[tuple[float, float]]) -> None:
+        """Print an evaluation's table (e.g. survival against push magnitude) and log it as a plot."""
+        xs = "  ".join(f"{x:>4.1f}" for x, _ in rows)
+        vals = "  ".join(f"{100 * v:>3.0f}%" for _, v in rows)
+        print(f"\n{title} ({tag.split('/')[0]}, step {self.global_step}):\n  {x_label}  {xs}\n  survival {vals}")
         experiment = getattr(self.logger, "experiment", None)
         if experiment is None or not hasattr(experiment, "add_figure"):
             return
         from quadlit.training.plots import robustness_figure
 
-        experiment.add_figure(f"{prefix}/push_robustness", robustness_figure({"policy": (mags, list(curve.values()))}),
-                              global_step=self.global_step)
+        curve = ([x for x, _ in rows], [v for _, v in rows])
+        experiment.add_figure(f"{tag.split('/')[0]}/{title.replace('-', '_').replace(' ', '_')}",
+                              robustness_figure({"policy": curve}), global_step=self.global_step)

@@ -49,3 +49,31 @@ def learning_curve_figure(rows: list[dict[str, float]], target: float = 0.95):
     fig.suptitle("balance: learning curve (deterministic evaluation, default push)")
     fig.tight_layout()
     return fig
+
+
+def multi_learning_curve_figure(groups: dict[str, list[dict]], mags=(1.0, 2.0, 2.5), target: float = 0.95):
+    """Survival against training wall-clock at each push magnitude of ``mags`` (one panel each),
+    one line per run, one colour per group (e.g. quadlit and Stable-Baselines3, several seeds each).
+
+    Args:
+        groups: label -> runs, each a dict with "evaluations": [{"seconds", "curve": {m/s: survival}}].
+    """
+    fig, axes = plt.subplots(1, len(mags), figsize=(4 * len(mags), 3.3), dpi=100, sharey=True)
+    axes = [axes] if len(mags) == 1 else list(axes)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, mag in zip(axes, mags):
+        for g, (label, runs) in enumerate(groups.items()):
+            for k, run in enumerate(runs):
+                rows = [r for r in run["evaluations"] if mag in r["curve"]]
+                ax.plot([r["seconds"] for r in rows], [100 * r["curve"][mag] for r in rows], marker=".",
+                        color=colours[g % len(colours)], alpha=0.8, lw=1.2, label=label if k == 0 else None)
+        ax.axhline(100 * target, color="grey", ls=":", lw=1)
+        ax.set_title(f"push {mag:g} m/s")
+        ax.set_xlabel("training wall-clock (s)")
+        ax.set_ylim(-5, 105)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("survival of 20 s episodes (%)")
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle("balance: push robustness while learning (2 CPU cores, deterministic evaluation)")
+    fig.tight_layout()
+    return fig

@@ -291,3 +291,35 @@ def test_kernel_params_carry_every_numeric_field_by_name():
     assert kp.cos_max_tilt == math.cos(0.7)
     assert kp.height_target == 0.31 and kp.standing_height == 0.31  # target 0: the standing height
     assert kp.control_dt == p.physics_dt * p.substeps
+
+
+def test_each_env_is_pushed_at_its_own_scale():
+    params = dataclasses.replace(QUIET, push_magnitude=1.0, push_interval_min=0.1, push_interval_max=0.1)
+    task = BalanceTask(3, params, seed=0)
+    task.set_push_scales([0.5, 2.0, 3.0])
+    zero = np.zeros((3, 12), np.float32)
+    while np.any(task.task_state.push_step < 0):
+        task.step(zero)
+    assert np.linalg.norm(task.task_state.push_vec, axis=1) == pytest.approx([0.5, 2.0, 3.0])
+    with pytest.raises(ValueError, match="push scales"):
+        task.set_push_scales([1.0, 2.0])
+    task.close()
+
+
+def test_push_curve_evaluation_groups_episodes_by_magnitude():
+    from quadlit.tasks import evaluations, make_evaluation_task
+    from quadlit.tasks.balance import PUSH_CURVE
+
+    plain, curve = evaluations("balance", dataclasses.replace(QUIET, push_jitter=0.5, push_curriculum=True), 4)
+    assert plain.params.push_jitter == 0.0 and not plain.params.push_curriculum and plain.num_envs == 4
+    assert curve.num_envs == 4 * len(PUSH_CURVE) and curve.params.push_magnitude == 1.0
+    task = make_evaluation_task("balance", curve, seed=0)
+    assert task.task_state.push_scale.tolist() == np.repeat(PUSH_CURVE, 4).tolist()
+    task.close()
+    survived = np.repeat(np.arange(len(PUSH_CURVE)) % 2, 4).astype(np.float32)  # every other magnitude survives
+    survived[1] = 0.0  # one of four episodes at 0.5 m/s falls
+    values = curve.summarize({"survived": survived})
+    assert values["push_0.5"] == 0.0 and values["push_1.0"] == 1.0 and values["push_3.0"] == 1.0
+    survived[5] = 0.0
+    assert curve.summarize({"survived": survived})["push_1.0"] == 0.75
+    assert curve.table(values)[1] == [(m, values[f"push_{m:.1f}"]) for m in PUSH_CURVE]

@@ -15,7 +15,7 @@ import torch
 
 from quadlit.cli import main
 from quadlit.models.baselines import RandomPolicy, ZeroPolicy
-from quadlit.tasks import evaluation_params, make_task
+from quadlit.tasks import evaluations, make_task
 from quadlit.tasks.balance import BalanceParams
 from quadlit.training.checkpoint import load_run
 from quadlit.training.normalizer import RunningNorm
@@ -31,7 +31,7 @@ def test_balance_policy_beats_random_and_zero_action(tmp_path):
     run = load_run(next(tmp_path.rglob("last.ckpt")))
     assert run.task_name == "balance"
 
-    params = evaluation_params("balance", run.task_params)[""]
+    params = evaluations("balance", run.task_params, 64)[0].params
     assert params.push_magnitude == BalanceParams().push_magnitude
 
     def survival(policy, norm):

@@ -50,7 +50,7 @@ class TaskState(NamedTuple):
         pushes: (N,) i8, pushes this episode.
         episode_return: (N,) f8.
         rng_state: (N,) u8, the env's random stream.
-        push_scale: (1,) f8, the curriculum's push multiplier (shared by all envs).
+        push_scale: (N,) f8, each env's push multiplier (the curriculum's, or an evaluation's magnitude).
     """
 
     prev_action: np.ndarray
@@ -67,7 +67,7 @@ class TaskState(NamedTuple):
     def allocate(cls, n: int) -> "TaskState":
         return cls(np.zeros((n, 12)), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros((n, 2)),
                    np.full(n, -1, np.int64), np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.uint64),
-                   np.ones(1))
+                   np.ones(n))
 
 
 class StepOutputs(NamedTuple):
@@ -115,7 +115,7 @@ def scheduled_push(p, st, ts, i):
     scale x a factor in [1 - push_jitter, 1]; then the next one is scheduled."""
     if ts.step[i] == ts.next_push[i]:
         angle = rng.uniform_range(ts.rng_state, i, -math.pi, math.pi)
-        mag = p.push_magnitude * ts.push_scale[0] * (1.0 - p.push_jitter * rng.uniform(ts.rng_state, i))
+        mag = p.push_magnitude * ts.push_scale[i] * (1.0 - p.push_jitter * rng.uniform(ts.rng_state, i))
         push_env(st, ts, i, mag * math.cos(angle), mag * math.sin(angle))
         _schedule_push(p, ts, i)
 

@@ -71,7 +71,7 @@ class BalanceTask(VecTask):
         self._owns_pool = pool is None
         self.pool = ShardPool(1) if pool is None else pool
         self._window: deque[bool] = deque(maxlen=params.curriculum_window)
-        self.task_state.push_scale[0] = params.curriculum_start if params.push_curriculum else 1.0
+        self.task_state.push_scale[:] = params.curriculum_start if params.push_curriculum else 1.0
         self.reset(seed)
 
     # ---- the VecTask contract ----------------------------------------------------------------
@@ -102,13 +102,21 @@ class BalanceTask(VecTask):
         at a rate above ``curriculum_up``."""
         self._window.extend(bool(s) for s in survived)
         if len(self._window) == self._window.maxlen and np.mean(self._window) > self.params.curriculum_up:
-            self.task_state.push_scale[0] = min(1.0, self.task_state.push_scale[0] + 0.1)
+            self.task_state.push_scale[:] = min(1.0, self.task_state.push_scale[0] + 0.1)
             self._window.clear()
 
     @property
     def push_scale(self) -> float:
         """The curriculum's current push multiplier (1.0 without a curriculum)."""
         return float(self.task_state.push_scale[0])
+
+    def set_push_scales(self, scales) -> None:
+        """Give each environment its own push multiplier (N,) (an evaluation's magnitudes when
+        push_magnitude is 1 m/s); a curriculum would overwrite them."""
+        scales = np.asarray(scales, dtype=np.float64)
+        if scales.shape != (self.num_envs,) or not np.all(np.isfinite(scales)) or np.any(scales < 0):
+            raise ValueError(f"push scales must be {self.num_envs} finite values >= 0, got shape {scales.shape}")
+        self.task_state.push_scale[:] = scales
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +132,8 @@ class BalanceTask(VecTask):
             target = getattr(self, group)._asdict()
             for k, v in state[group].items():
                 v = np.asarray(v)
+                if group == "task_state" and k == "push_scale" and v.shape == (1,):
+                    v = np.broadcast_to(v, target[k].shape)  # saved before push scales were per env
                 if v.shape != target[k].shape:
                     raise ValueError(f"balance state {group}.{k} has shape {v.shape}, expected {target[k].shape}")
                 target[k][...] = v

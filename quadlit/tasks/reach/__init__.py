@@ -2,5 +2,8 @@
 
 from quadlit.tasks.reach.params import ReachParams
 from quadlit.tasks.reach.task import Creature, ReachTask, reach_spec
+from quadlit.tasks.registry import TaskDef
 
-__all__ = ["Creature", "ReachParams", "ReachTask", "reach_spec"]
+TASK = TaskDef(name="reach", params_type=ReachParams, spec=reach_spec, task_class=ReachTask)
+
+__all__ = ["Creature", "ReachParams", "ReachTask", "TASK", "reach_spec"]

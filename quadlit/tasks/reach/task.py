@@ -260,6 +260,12 @@ class ReachTask(VecTask):
         view.flags.writeable = False
         return view
 
+    def render_frame(self, env_index: int = 0):
+        """A ``ReachFrame`` of env ``env_index`` (creature, goal, box, stamina), for the renderer."""
+        from quadlit.render.frames import reach_frames
+
+        return reach_frames(self, int(env_index))
+
     def creature(self, i: int, lstm_state: tuple[Any, Any] | None = None) -> Creature:
         """Read-only snapshot of environment ``i``.
 
