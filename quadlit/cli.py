@@ -69,6 +69,7 @@ class QuadlitCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.obs_dim", "model.obs_dim", apply_on="instantiate")
         parser.link_arguments("data.action_dim", "model.action_dim", apply_on="instantiate")
+        parser.link_arguments("data.privileged_dim", "model.privileged_dim", apply_on="instantiate")
 
     def _subcommand_config(self):
         """The subcommand ("fit", ...) and its part of the parsed config (empty without one)."""

@@ -156,9 +156,13 @@ def test_fit_with_bf16_mixed_precision_on_cpu(tmp_path):
     assert all(torch.isfinite(v).all() for k, v in state["state_dict"].items() if v.is_floating_point())
 
 
-def test_balance_task_runs_end_to_end(tmp_path, capsys):
-    """fit on the balance task (tiny), then validate prints the push-robustness table."""
-    args = ["--data.task", "balance", "--data.num_envs", "8", "--data.rollout_steps", "8",
+@pytest.mark.parametrize("policy,critic", [("entity_belief", "shared"), ("entity_belief", "privileged"),
+                                           ("mlp", "separate")])
+def test_balance_task_runs_end_to_end(tmp_path, capsys, policy, critic):
+    """fit on the balance task (tiny) with each policy and critic, then validate prints the
+    push-robustness table."""
+    args = ["--model.policy", policy, "--model.critic", critic, "--model.mlp_hidden", "[16]",
+            "--model.critic_hidden", "[16]", "--data.task", "balance", "--data.num_envs", "8", "--data.rollout_steps", "8",
             "--data.iterations_per_epoch", "2", "--data.eval_episodes", "2", "--data.balance.max_steps", "30",
             "--data.physics_threads", "1", "--model.lstm_hidden", "16", "--model.wm_batch_size", "32",
             "--model.num_minibatches", "2", "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1",
@@ -170,6 +174,20 @@ def test_balance_task_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "push-robustness" in out and "eval/survived" in out
     assert "eval_curve/push_3.0" in out
+    if critic != "shared":  # the separate critic and its input statistics are in the checkpoint
+        from quadlit.training.checkpoint import load_run
+
+        module = load_run(last).module
+        assert module.critic is not None and module.critic.norm.count > 0
+        assert module.critic.in_dim == 37 + (9 if critic == "privileged" else 0)
+
+
+def test_a_privileged_critic_needs_a_task_that_has_one(tmp_path, capsys):
+    assert main(["fit", *TINY, "--data.task", "reach", "--model.critic", "privileged",
+                 "--trainer.default_root_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "privileged" in err[0] and "separate" in err[0]
+    assert not (tmp_path / "lightning_logs").exists()
 
 
 def test_non_finite_losses_stop_the_run_naming_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):

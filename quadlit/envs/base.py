@@ -34,6 +34,9 @@ class EnvSpec:
         action_names: one name per action dimension.
         obs_low: lower bound of every observation value (-inf: unbounded).
         obs_high: upper bound of every observation value (inf: unbounded).
+        privileged_dim: length of the privileged observation (what only the simulator knows, for an
+            asymmetric critic; never given to the policy); 0: the task has none.
+        privileged_segments: its layout, ((name, length), ...), summing to privileged_dim.
     """
 
     name: str
@@ -47,11 +50,16 @@ class EnvSpec:
     action_names: tuple[str, ...] = ()
     obs_low: float = float("-inf")
     obs_high: float = float("inf")
+    privileged_dim: int = 0
+    privileged_segments: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.obs_segments and sum(n for _, n in self.obs_segments) != self.obs_dim:
             raise ValueError(f"{self.name}: obs_segments cover {sum(n for _, n in self.obs_segments)} values, "
                              f"obs_dim is {self.obs_dim}")
+        if self.privileged_segments and sum(n for _, n in self.privileged_segments) != self.privileged_dim:
+            raise ValueError(f"{self.name}: privileged_segments cover {sum(n for _, n in self.privileged_segments)} "
+                             f"values, privileged_dim is {self.privileged_dim}")
         if self.action_names and len(self.action_names) != self.action_dim:
             raise ValueError(f"{self.name}: {len(self.action_names)} action names for action_dim {self.action_dim}")
 
@@ -74,6 +82,9 @@ class StepResult:
             ended this step (keys: ``EnvSpec.episode_metrics``).
         num_nonfinite: how many environments had a non-finite physics state this step (they
             were reset and their episode counted as terminated).
+        privileged: shape (N, P), float32, the privileged observation after the step (as ``obs``);
+            None when the task has none (``EnvSpec.privileged_dim == 0``).
+        final_privileged: shape (N, P), float32, as ``final_obs``; None when the task has none.
     """
 
     obs: np.ndarray
@@ -84,6 +95,8 @@ class StepResult:
     reward_terms: np.ndarray
     episode: dict[str, np.ndarray] = field(default_factory=dict)
     num_nonfinite: int = 0
+    privileged: np.ndarray | None = None
+    final_privileged: np.ndarray | None = None
 
     @property
     def done(self) -> np.ndarray:
@@ -120,6 +133,11 @@ class VecTask(abc.ABC):
         Args:
             actions: shape (N, A), float32 in [-1, 1] (values outside are clipped).
         """
+
+    def privileged(self) -> np.ndarray | None:
+        """The current privileged observation (after the last ``reset`` or ``step``), shape (N, P),
+        float32; None when the task has none."""
+        return None
 
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:

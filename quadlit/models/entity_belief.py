@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quadlit.models.distributions import gaussian_entropy, sample_squashed, squashed_log_prob
+from quadlit.models.policy import SquashedGaussianPolicy
+from quadlit.models.policy import wide as _wide
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
@@ -107,7 +108,7 @@ class GraphAttention(nn.Module):
         return F.elu(mixed.flatten(-2) + self.bias)
 
 
-class EntityBelief(nn.Module):
+class EntityBelief(SquashedGaussianPolicy):
     """Recurrent actor-critic: encoder -> graph attention -> LSTM -> policy and value heads.
 
     Args:
@@ -123,6 +124,8 @@ class EntityBelief(nn.Module):
         node_slices: optional observation indices of each node, e.g.
             ``[[0, 1, 2], [3, 4, 9, 10]]``; nodes may differ in size (shorter ones are
             zero-padded before the shared encoder) and must number ``num_nodes``.
+        value_head: give the LSTM a value head (the actor-critic shares the trunk); False when a
+            separate critic network estimates values (the value outputs are then zeros).
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class EntityBelief(nn.Module):
         num_nodes: int = 1,
         init_log_std: float = -0.5,
         node_slices: Sequence[Sequence[int]] | None = None,
+        value_head: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -170,7 +174,7 @@ class EntityBelief(nn.Module):
         self.graph = GraphAttention(encoder_dim, gat_heads, gat_head_dim, single_node=num_nodes == 1)
         self.lstm = nn.LSTM(self.graph.out_dim, lstm_hidden)
         self.policy_head = nn.Linear(lstm_hidden, action_dim)
-        self.value_head = nn.Linear(lstm_hidden, 1)
+        self.value_head = nn.Linear(lstm_hidden, 1) if value_head else None
         self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
         self._init_weights()
 
@@ -183,8 +187,9 @@ class EntityBelief(nn.Module):
         # Small initial means: the first policy acts near a = 0 (the default pose in `pd` mode).
         nn.init.orthogonal_(self.policy_head.weight, gain=0.01)
         nn.init.zeros_(self.policy_head.bias)
-        nn.init.orthogonal_(self.value_head.weight, gain=1.0)
-        nn.init.zeros_(self.value_head.bias)
+        if self.value_head is not None:
+            nn.init.orthogonal_(self.value_head.weight, gain=1.0)
+            nn.init.zeros_(self.value_head.bias)
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> LSTMState:
         """Zero LSTM state. Shape: h, c each (batch_size, H), in the parameters' dtype."""
@@ -229,7 +234,10 @@ class EntityBelief(nn.Module):
         embedded = self.embed(obs)  # (T, B, F)
         core, new_state = self._run_lstm(embedded, state, episode_start, need_state)
         mean = self.policy_head(core)
-        value = self.value_head(core).squeeze(-1)
+        if self.value_head is not None:
+            value = self.value_head(core).squeeze(-1)
+        else:
+            value = core.new_zeros(core.shape[:-1])
         return _wide(mean), _wide(value), new_state
 
     def _run_lstm(
@@ -330,66 +338,6 @@ class EntityBelief(nn.Module):
             h_fin[col], c_fin[col] = hs[0, 0], cs[0, 0]
         return h_fin, c_fin
 
-    def act(
-        self,
-        obs: torch.Tensor,
-        state: LSTMState,
-        episode_start: torch.Tensor,
-        deterministic: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, LSTMState]:
-        """One control step for a batch of environments (call under ``torch.no_grad()`` when
-        collecting).
-
-        Args:
-            obs: shape (B, O).
-            state: (h, c), each (B, H).
-            episode_start: shape (B,); 1 where this step starts a new episode.
-            deterministic: act with ``tanh(mean)`` instead of sampling.
-            generator: optional random generator for the sample.
-
-        Returns:
-            action: shape (B, A), in (-1, 1).
-            raw_u: pre-squash action, shape (B, A) (store it for ``evaluate``).
-            log_prob: shape (B,), float32 or wider.
-            value: shape (B,).
-            new_state: (h, c), each (B, H).
-        """
-        mean, value, new_state = self.forward(obs.unsqueeze(0), state, episode_start.unsqueeze(0))
-        mean, value = mean.squeeze(0), value.squeeze(0)
-        if deterministic:
-            raw_u = mean
-            action = torch.tanh(raw_u)
-        else:
-            action, raw_u = sample_squashed(mean, self.log_std, generator)
-        log_prob = squashed_log_prob(raw_u, mean, self.log_std)
-        return action, raw_u, log_prob, value, new_state
-
-    def evaluate(
-        self, obs: torch.Tensor, raw_u: torch.Tensor, state: LSTMState, episode_start: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Re-evaluate stored actions on whole sequences (the PPO update).
-
-        Args:
-            obs: shape (T, B, O).
-            raw_u: pre-squash actions from ``act``, shape (T, B, A).
-            state: (h, c), each (B, H): the state stored before step 0.
-            episode_start: shape (T, B).
-
-        Returns:
-            log_prob: shape (T, B), float32 or wider.
-            entropy: pre-squash Gaussian entropy, shape (T, B), float32 or wider.
-            value: shape (T, B).
-        """
-        mean, value, _ = self.forward(obs, state, episode_start, need_state=False)
-        log_prob = squashed_log_prob(raw_u, mean, self.log_std)
-        entropy = gaussian_entropy(self.log_std, log_prob.shape)
-        return log_prob, entropy, value
-
-
-def _wide(x: torch.Tensor) -> torch.Tensor:
-    """Upcast a half-precision (autocast) output to float32 for the losses."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def _node_index(obs_dim: int, num_nodes: int, node_slices: Sequence[Sequence[int]] | None) -> torch.Tensor:

@@ -156,6 +156,10 @@ class RolloutDataModule(L.LightningDataModule):
     def action_dim(self) -> int:
         return self.spec.action_dim
 
+    @property
+    def privileged_dim(self) -> int:
+        return self.spec.privileged_dim
+
     def _device(self) -> torch.device:
         if self.trainer is not None:
             return self.trainer.strategy.root_device
@@ -201,7 +205,8 @@ class RolloutDataModule(L.LightningDataModule):
     def collect(self) -> Rollout:
         """One rollout with the LightningModule's current policy, on its device."""
         module = self.trainer.lightning_module
-        return self.collector.collect(module.policy, module.obs_norm, module.device, module.action_generator)
+        return self.collector.collect(module.policy, module.obs_norm, module.device, module.action_generator,
+                                      critic=module.critic)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_RolloutStream(self, self.iterations_per_epoch), batch_size=None,

@@ -6,7 +6,7 @@ import math
 import random
 import time
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -24,8 +24,10 @@ from quadlit.algo.losses import (
 from quadlit.algo.sampler import env_minibatches
 from quadlit.errors import TrainingDiverged
 from quadlit.models.entity_belief import EntityBelief
+from quadlit.models.policy import MlpPolicy
 from quadlit.models.world_model import WorldModel
 from quadlit.training import distributed
+from quadlit.training.critic import SeparateCritic
 from quadlit.training.normalizer import RunningNorm
 from quadlit.training.rollout import Rollout, rows_to_state
 
@@ -53,6 +55,15 @@ class QuadlitModule(L.LightningModule):
         gat_heads: graph-attention heads.
         gat_head_dim: width of each attention head.
         lstm_hidden: LSTM hidden size.
+        policy: "entity_belief" (encoder -> graph attention -> LSTM, the default) or "mlp" (a
+            feed-forward policy without memory, for comparison).
+        mlp_hidden: hidden widths of the "mlp" policy.
+        critic: "shared" (a value head on the policy's LSTM), "separate" (its own MLP on the
+            observation) or "privileged" (its own MLP on the observation and what only the
+            simulator knows: the asymmetric actor-critic; needs a task with a privileged observation).
+        critic_hidden: hidden widths of a separate critic.
+        critic_lr: Adam learning rate of a separate critic (the KL schedule adapts only the policy's).
+        privileged_dim: length of the task's privileged observation (linked from the data module).
         init_log_std: initial log standard deviation of the pre-tanh action distribution.
         wm_latent_dim: world-model latent size.
         lr: Adam learning rate of the policy/value network.
@@ -84,6 +95,12 @@ class QuadlitModule(L.LightningModule):
         gat_heads: int = 4,
         gat_head_dim: int = 32,
         lstm_hidden: int = 128,
+        policy: Literal["entity_belief", "mlp"] = "entity_belief",
+        mlp_hidden: list[int] = [256, 128],  # noqa: B006  (jsonargparse wants a list; never mutated)
+        critic: Literal["shared", "separate", "privileged"] = "shared",
+        critic_hidden: list[int] = [256, 128],  # noqa: B006
+        critic_lr: float = 1e-3,
+        privileged_dim: int = 0,
         init_log_std: float = -0.5,
         wm_latent_dim: int = 128,
         lr: float = 3e-4,
@@ -127,11 +144,30 @@ class QuadlitModule(L.LightningModule):
         _check_range("init_log_std", init_log_std, -10.0, 2.0)
         if desired_kl is not None:
             _check_range("desired_kl", desired_kl, 0.0, 1.0, lo_open=True)
+        _check_range("critic_lr", critic_lr, 0.0, 1.0, lo_open=True)
+        if policy not in ("entity_belief", "mlp"):
+            raise ValueError(f"model.policy must be 'entity_belief' or 'mlp', got {policy!r}")
+        if critic not in ("shared", "separate", "privileged"):
+            raise ValueError(f"model.critic must be 'shared', 'separate' or 'privileged', got {critic!r}")
+        if critic == "privileged" and privileged_dim < 1:
+            raise ValueError("model.critic 'privileged' needs a task with a privileged observation "
+                             "(this task has none): use 'separate' or 'shared'")
+        for name, widths in (("mlp_hidden", mlp_hidden), ("critic_hidden", critic_hidden)):
+            if not widths or any(not isinstance(w, int) or w < 1 for w in widths):
+                raise ValueError(f"model.{name} must be a non-empty list of positive integers, got {widths!r}")
         self.save_hyperparameters()
         self.automatic_optimization = False
 
-        self.policy = EntityBelief(obs_dim, action_dim, encoder_dim=encoder_dim, gat_heads=gat_heads,
-                                   gat_head_dim=gat_head_dim, lstm_hidden=lstm_hidden, init_log_std=init_log_std)
+        shared = critic == "shared"
+        if policy == "mlp":
+            self.policy = MlpPolicy(obs_dim, action_dim, hidden=mlp_hidden, init_log_std=init_log_std,
+                                    value_head=shared)
+        else:
+            self.policy = EntityBelief(obs_dim, action_dim, encoder_dim=encoder_dim, gat_heads=gat_heads,
+                                       gat_head_dim=gat_head_dim, lstm_hidden=lstm_hidden, init_log_std=init_log_std,
+                                       value_head=shared)
+        self.critic = None if shared else SeparateCritic(
+            obs_dim, privileged_dim if critic == "privileged" else 0, critic_hidden, normalize=normalize_obs)
         self.world_model = WorldModel(obs_dim, action_dim, latent_dim=wm_latent_dim)
         self.obs_norm = RunningNorm(obs_dim, enabled=normalize_obs)
         self.action_generator = torch.Generator()
@@ -144,7 +180,11 @@ class QuadlitModule(L.LightningModule):
 
     # ----------------------------------------------------------------------------- optimizers
     def configure_optimizers(self):
-        ppo = torch.optim.Adam(self.policy.parameters(), lr=self.hparams.lr, eps=1e-5)
+        # group 0: the policy (its lr follows the KL schedule); group 1: a separate critic
+        groups = [{"params": list(self.policy.parameters())}]
+        if self.critic is not None:
+            groups.append({"params": list(self.critic.parameters()), "lr": self.hparams.critic_lr})
+        ppo = torch.optim.Adam(groups, lr=self.hparams.lr, eps=1e-5)
         wm = torch.optim.Adam(self.world_model.parameters(), lr=self.hparams.wm_lr)
         return [ppo, wm]
 
@@ -204,6 +244,8 @@ class QuadlitModule(L.LightningModule):
             ppo_metrics = self._update_policy(rollout, advantages, returns)
         # after the update: PPO re-evaluates what the policy saw; under DDP over every rank's data
         self.obs_norm.update(rollout.obs, across_ranks=True)
+        if self.critic is not None:
+            self.critic.norm.update(rollout.critic_raw, across_ranks=True)
         update_seconds = time.perf_counter() - update_start
         self.env_steps += rollout.num_steps * self.trainer.world_size
         self._log_iteration(rollout, ppo_metrics, wm_metrics, returns, update_seconds)
@@ -270,6 +312,8 @@ class QuadlitModule(L.LightningModule):
                 state = rows_to_state((r.h0[env_idx], r.c0[env_idx]), like)
                 log_prob, entropy, value = self.policy.evaluate(
                     obs[:, env_idx], r.raw_action[:, env_idx], state, r.episode_start[:, env_idx])
+                if self.critic is not None:
+                    value = self.critic(r.critic_obs[:, env_idx])
                 adv = normalize_advantages(advantages[:, env_idx])
                 pi_loss, pi_stats = clipped_policy_loss(log_prob, r.log_prob[:, env_idx], adv, hp.clip_ratio)
                 if hp.value_clip > 0:
@@ -283,8 +327,10 @@ class QuadlitModule(L.LightningModule):
                     continue
                 ppo_opt.zero_grad(set_to_none=True)
                 self.manual_backward(loss)
-                distributed.average_gradients(self.policy.parameters())
+                distributed.average_gradients(self._ppo_parameters())
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), hp.max_grad_norm)
+                if self.critic is not None:  # its own clip: the value error must not shrink the policy's step
+                    torch.nn.utils.clip_grad_norm_(self.critic.parameters(), hp.max_grad_norm)
                 ppo_opt.step()
                 if hp.desired_kl is not None:  # the ranks' mean KL: every rank takes the same step size
                     self._adapt_lr(ppo_opt, distributed.mean_scalar(float(pi_stats["approx_kl"])))
@@ -300,16 +346,21 @@ class QuadlitModule(L.LightningModule):
         out["learning_rate"] = float(ppo_opt.param_groups[0]["lr"])
         return out
 
+    def _ppo_parameters(self) -> list[torch.nn.Parameter]:
+        """What the PPO optimizer trains: the policy and a separate critic."""
+        params = list(self.policy.parameters())
+        return params + list(self.critic.parameters()) if self.critic is not None else params
+
     def _adapt_lr(self, optimizer, approx_kl: float) -> None:
-        """KL-adaptive step size: shrink the learning rate when an update moved the policy too
-        far, grow it when it barely moved (bounded to [1e-5, 1e-2])."""
+        """KL-adaptive step size: shrink the policy's learning rate when an update moved the
+        policy too far, grow it when it barely moved (bounded to [1e-5, 1e-2]). A separate
+        critic keeps its own rate."""
         lr = optimizer.param_groups[0]["lr"]
         if approx_kl > 2.0 * self.hparams.desired_kl:
             lr = max(1e-5, lr / 1.5)
         elif approx_kl < 0.5 * self.hparams.desired_kl:
             lr = min(1e-2, lr * 1.5)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        optimizer.param_groups[0]["lr"] = lr
 
     def _log_iteration(self, r: Rollout, ppo: dict[str, float], wm: dict[str, float], returns: torch.Tensor,
                        update_seconds: float) -> None:

@@ -63,6 +63,9 @@ class Rollout:
         truncation_value: (T, N) value of the final observation where truncated, else 0.
         last_value: (N,) value of the observation after the last step.
         h0, c0: (N, H) each environment's LSTM state before the first step.
+        critic_obs: (T, N, C) the normalised input of a separate critic at collection (None when
+            the policy's own value head estimates values); the update re-evaluates these.
+        critic_raw: (T, N, C) the same before normalisation (for the critic's statistics).
         reward_terms: mean of each named reward term over the rollout (for logging).
         episodes: metric name -> values of episodes that ended during the rollout.
         num_nonfinite: environments reset for a non-finite physics state.
@@ -84,6 +87,8 @@ class Rollout:
     last_value: torch.Tensor
     h0: torch.Tensor
     c0: torch.Tensor
+    critic_obs: torch.Tensor | None = None
+    critic_raw: torch.Tensor | None = None
     reward_terms: dict[str, float] = field(default_factory=dict)
     episodes: dict[str, np.ndarray] = field(default_factory=dict)
     num_nonfinite: int = 0
@@ -99,6 +104,10 @@ class Rollout:
             if isinstance(v, torch.Tensor):
                 setattr(self, f.name, v.to(device))
         return self
+
+
+def _tensor(array: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
+    return None if array is None else torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
 
 class RolloutCollector:
@@ -125,12 +134,14 @@ class RolloutCollector:
 
     @torch.no_grad()
     def collect(self, policy: torch.nn.Module, obs_norm: RunningNorm, device: torch.device,
-                generator: torch.Generator | None = None) -> Rollout:
+                generator: torch.Generator | None = None, critic: torch.nn.Module | None = None) -> Rollout:
         """Run ``rollout_steps`` control steps with ``policy`` on ``device``.
 
         The policy must provide ``initial_state(B, device)`` and
         ``act(obs, state, episode_start, deterministic, generator) ->
-        (action, raw_u, log_prob, value, new_state)``.
+        (action, raw_u, log_prob, value, new_state)``. With a ``critic`` (a
+        ``quadlit.training.critic.SeparateCritic``) the values come from it, read from the
+        observation and the task's privileged observation, instead of the policy's value head.
         """
         if self.obs is None:
             raise RuntimeError("RolloutCollector.reset(seed) must be called before collect()")
@@ -157,6 +168,10 @@ class RolloutCollector:
         trunc_buf = torch.empty((T, N), **f32)
         start_buf = torch.empty((T, N), **f32)
         trunc_value_buf = torch.zeros((T, N), **f32)
+        critic_dim = critic.in_dim if critic is not None else 0
+        critic_raw_buf = torch.empty((T, N, critic_dim), **f32) if critic is not None else None
+        critic_buf = torch.empty((T, N, critic_dim), **f32) if critic is not None else None
+        privileged = task.privileged()
         term_sums = np.zeros(len(spec.reward_terms), dtype=np.float64)
         episodes: dict[str, list[np.ndarray]] = {k: [] for k in spec.episode_metrics}
         num_nonfinite = 0
@@ -169,6 +184,10 @@ class RolloutCollector:
             policy_obs_buf[t] = obs_norm(obs_t)
             action, raw, logp, value, state = policy.act(
                 policy_obs_buf[t], state, start_t, deterministic=False, generator=generator)
+            if critic is not None:
+                critic_raw_buf[t] = critic.raw_inputs(obs_t, _tensor(privileged, device))
+                critic_buf[t] = critic.norm(critic_raw_buf[t])
+                value = critic(critic_buf[t])
             act_buf[t], raw_buf[t], logp_buf[t], value_buf[t] = action, raw, logp.float(), value.float()
 
             result = task.step(action.float().cpu().numpy())
@@ -184,18 +203,27 @@ class RolloutCollector:
             if result.truncated.any():
                 idx = torch.from_numpy(np.flatnonzero(result.truncated)).to(device)
                 final = torch.from_numpy(result.final_obs[result.truncated]).to(device)
-                no_reset = torch.zeros(len(idx), **f32)
-                _, _, _, v_final, _ = policy.act(obs_norm(final), select_state(state, idx), no_reset,
-                                                 deterministic=True)
+                if critic is not None:
+                    final_priv = _tensor(None if result.final_privileged is None
+                                         else result.final_privileged[result.truncated], device)
+                    v_final = critic(critic.inputs(final, final_priv))
+                else:
+                    no_reset = torch.zeros(len(idx), **f32)
+                    _, _, _, v_final, _ = policy.act(obs_norm(final), select_state(state, idx), no_reset,
+                                                     deterministic=True)
                 trunc_value_buf[t, idx] = v_final.float()
             if done.any():
                 for k in spec.episode_metrics:
                     episodes[k].append(result.episode[k][done].copy())
             self.episode_start = done.copy()
             obs_t = torch.from_numpy(result.obs).to(device)
+            privileged = result.privileged
 
         start_t = torch.from_numpy(self.episode_start).to(device=device, dtype=torch.float32)
-        _, _, _, last_value, _ = policy.act(obs_norm(obs_t), state, start_t, deterministic=True)
+        if critic is not None:
+            last_value = critic(critic.inputs(obs_t, _tensor(privileged, device)))
+        else:
+            _, _, _, last_value, _ = policy.act(obs_norm(obs_t), state, start_t, deterministic=True)
         self.obs = obs_t.cpu().numpy().copy()
         self.lstm_state = tuple(s.cpu() for s in state_rows(state))  # type: ignore[assignment]
 
@@ -203,7 +231,7 @@ class RolloutCollector:
             obs=obs_buf, policy_obs=policy_obs_buf, next_obs=next_obs_buf, action=act_buf, raw_action=raw_buf,
             log_prob=logp_buf, value=value_buf, reward=rew_buf, terminated=term_buf,
             truncated=trunc_buf, episode_start=start_buf, truncation_value=trunc_value_buf,
-            last_value=last_value.float(), h0=h0, c0=c0,
+            last_value=last_value.float(), h0=h0, c0=c0, critic_obs=critic_buf, critic_raw=critic_raw_buf,
             reward_terms={k: float(term_sums[j] / (T * N)) for j, k in enumerate(spec.reward_terms)},
             episodes={k: (np.concatenate(v) if v else np.zeros(0, np.float32)) for k, v in episodes.items()},
             num_nonfinite=num_nonfinite,

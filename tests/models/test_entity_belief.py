@@ -244,3 +244,34 @@ def test_lstm_paths_match_a_step_by_step_reference_with_random_resets(path, monk
     # the same without the final state
     mean2, _, none = model(obs, (h0, c0), starts, need_state=False)
     assert none is None and torch.allclose(mean2, mean, atol=1e-12)
+
+
+def test_mlp_policy_and_separate_critic_follow_the_policy_api():
+    """MlpPolicy: the log-probability of an action at collection equals its re-evaluation; without
+    a value head the values are zeros. SeparateCritic: observation + privileged input, normalised."""
+    from quadlit.models.policy import MlpPolicy
+    from quadlit.training.critic import SeparateCritic
+
+    torch.manual_seed(0)
+    policy = MlpPolicy(5, 3, hidden=[16, 8], init_log_std=0.0, value_head=False)
+    T, B = 4, 6
+    obs = torch.randn(T, B, 5)
+    state = policy.initial_state(B)
+    starts = torch.zeros(T, B)
+    raws, logps = [], []
+    for t in range(T):
+        action, raw, logp, value, state = policy.act(obs[t], state, starts[t])
+        assert action.shape == (B, 3) and bool((action.abs() < 1).all()) and bool((value == 0).all())
+        raws.append(raw)
+        logps.append(logp)
+    logp2, entropy, value = policy.evaluate(obs, torch.stack(raws), policy.initial_state(B), starts)
+    assert torch.allclose(logp2, torch.stack(logps), atol=1e-5) and value.shape == (T, B)
+    critic = SeparateCritic(5, privileged_dim=2, hidden=[16])
+    priv = torch.randn(T, B, 2)
+    raw_in = critic.raw_inputs(obs, priv)
+    assert raw_in.shape == (T, B, 7) and torch.equal(raw_in[..., 5:], priv)
+    critic.norm.update(raw_in)
+    assert critic(critic.inputs(obs, priv)).shape == (T, B)
+    assert critic.inputs(obs, priv).mean().abs() < 1e-5  # normalised by the statistics of these inputs
+    with pytest.raises(ValueError, match="privileged"):
+        critic.raw_inputs(obs, None)

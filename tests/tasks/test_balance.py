@@ -323,3 +323,57 @@ def test_push_curve_evaluation_groups_episodes_by_magnitude():
     survived[5] = 0.0
     assert curve.summarize({"survived": survived})["push_1.0"] == 0.75
     assert curve.table(values)[1] == [(m, values[f"push_{m:.1f}"]) for m in PUSH_CURVE]
+
+
+def test_privileged_observation_at_a_hand_made_state():
+    """Push vector in the heading frame, time since and until a push, the episode's physical
+    parameters and the true trunk height; the policy's observation never holds them."""
+    params = dataclasses.replace(QUIET, friction_min=0.7, friction_max=0.7, added_mass_min=1.2,
+                                 added_mass_max=1.2, motor_strength_min=0.95, motor_strength_max=0.95,
+                                 gain_scale_min=1.05, gain_scale_max=1.05)
+    task = BalanceTask(1, params, seed=0)
+    _neutral(task)
+    task.physics.base_quat[0] = _quat_axis_angle((0, 0, 1), math.pi / 2)  # facing +y
+    task.push(0, (1.5, 0.0))  # a push towards +x is towards the robot's right
+    ts = task.task_state
+    ts.step[0] = 10
+    ts.push_step[0] = 5
+    ts.next_push[0] = 60
+    out = np.zeros(K.PRIVILEGED_DIM, np.float32)
+    K.write_privileged(task.env_params, task.physics, ts, task._p, 0, out)
+    named = {name: out[lo:hi] for name, (lo, hi) in K.PRIVILEGED_SLICES.items()}
+    assert named["push_vel_heading"] == pytest.approx([0.0, -1.5], abs=1e-6)
+    assert named["time_since_push"] == pytest.approx([5 * params.control_dt])
+    assert named["time_to_push"] == pytest.approx([50 * params.control_dt])
+    assert named["friction"] == pytest.approx([0.7]) and named["added_mass"] == pytest.approx([1.2])
+    assert named["motor_strength"] == pytest.approx([0.95]) and named["gain_scale"] == pytest.approx([1.05])
+    assert named["trunk_height"] == pytest.approx([QUIET.target_height])
+    ts.step[0] = 400  # long after the push, long before the next: both capped
+    ts.next_push[0] = 1000
+    K.write_privileged(task.env_params, task.physics, ts, task._p, 0, out)
+    assert out[2] == K.PUSH_HORIZON_S and out[3] == K.PUSH_HORIZON_S
+    # the step's outputs carry it, and the spec names it
+    result = task.step(np.zeros((1, 12), np.float32))
+    assert result.privileged.shape == (1, K.PRIVILEGED_DIM) and task.spec.privileged_dim == K.PRIVILEGED_DIM
+    assert result.privileged[0, 8] == pytest.approx(task.physics.base_pos[0, 2])
+    task.close()
+
+
+def test_recovery_steps_count_touch_downs_after_a_push():
+    task = BalanceTask(1, QUIET, seed=0)
+    ts, st, p = task.task_state, task.physics, task._p
+    ts.push_step[0] = 0
+    ts.step[0] = 1
+    pattern = [(True,) * 4, (False, True, True, True), (False, True, True, True), (True,) * 4,  # FL: a step
+               (True, False, True, True), (True,) * 4]  # FR: one step in the air is contact chatter
+    for contacts in pattern:
+        st.foot_contact[0] = contacts
+        K.count_recovery_steps(st, ts, p, 0)
+        ts.step[0] += 1
+    assert ts.push_steps[0] == 1
+    ts.step[0] = int(K.STEP_WINDOW_S / p.control_dt) + 5  # long after the push: not a recovery step
+    for contacts in pattern:
+        st.foot_contact[0] = contacts
+        K.count_recovery_steps(st, ts, p, 0)
+    assert ts.push_steps[0] == 1
+    task.close()

@@ -35,7 +35,25 @@ OBS_SLICES = {
     "joint_vel": (21, 33),
     "foot_contact": (33, 37),
 }
-EPISODE_METRICS = ("return", "length", "survived", "pushes")
+#: What only the simulator knows, for an asymmetric critic (never the policy): layout of the
+#: privileged observation (9, float32).
+PRIVILEGED_SLICES = {
+    "push_vel_heading": (0, 2),  # Δv of the latest push in the heading frame (yaw only), m/s (0: none yet)
+    "time_since_push": (2, 3),  # s since the latest push, at most PUSH_HORIZON_S
+    "time_to_push": (3, 4),  # s until the next push, at most PUSH_HORIZON_S
+    "friction": (4, 5),  # ground friction coefficient of this episode
+    "added_mass": (5, 6),  # extra trunk mass of this episode, kg
+    "motor_strength": (6, 7),  # torque-limit multiplier of this episode
+    "gain_scale": (7, 8),  # PD-gain multiplier of this episode
+    "trunk_height": (8, 9),  # trunk height above the ground, m
+}
+PRIVILEGED_DIM = 9
+PUSH_HORIZON_S = 4.0
+#: A foot touching down after at least this many control steps in the air, within this many
+#: seconds after a push, counts as a recovery step (``steps_per_push``).
+MIN_AIR_STEPS = 2
+STEP_WINDOW_S = 1.0
+EPISODE_METRICS = ("return", "length", "survived", "pushes", "steps_per_push")
 
 
 class TaskState(NamedTuple):
@@ -51,6 +69,8 @@ class TaskState(NamedTuple):
         episode_return: (N,) f8.
         rng_state: (N,) u8, the env's random stream.
         push_scale: (N,) f8, each env's push multiplier (the curriculum's, or an evaluation's magnitude).
+        air_steps: (N, 4) i8, control steps each foot has been off the ground.
+        push_steps: (N,) i8, recovery steps (touch-downs within STEP_WINDOW_S of a push) this episode.
     """
 
     prev_action: np.ndarray
@@ -62,12 +82,14 @@ class TaskState(NamedTuple):
     episode_return: np.ndarray
     rng_state: np.ndarray
     push_scale: np.ndarray
+    air_steps: np.ndarray
+    push_steps: np.ndarray
 
     @classmethod
     def allocate(cls, n: int) -> "TaskState":
         return cls(np.zeros((n, 12)), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros((n, 2)),
                    np.full(n, -1, np.int64), np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.uint64),
-                   np.ones(n))
+                   np.ones(n), np.zeros((n, 4), np.int64), np.zeros(n, np.int64))
 
 
 class StepOutputs(NamedTuple):
@@ -79,14 +101,17 @@ class StepOutputs(NamedTuple):
     reward_terms: np.ndarray  # (N, 9) f4
     terminated: np.ndarray  # (N,) bool
     truncated: np.ndarray  # (N,) bool
-    episode: np.ndarray  # (N, 4) f4: return, length, survived, pushes
+    episode: np.ndarray  # (N, 5) f4: EPISODE_METRICS
     nonfinite: np.ndarray  # (N,) bool
+    privileged: np.ndarray  # (N, 9) f4, PRIVILEGED_SLICES, after the step (the next episode's after a reset)
+    final_privileged: np.ndarray  # (N, 9) f4, before the reset where an episode ended
 
     @classmethod
     def allocate(cls, n: int) -> "StepOutputs":
         return cls(np.zeros((n, OBS_DIM), np.float32), np.zeros((n, OBS_DIM), np.float32), np.zeros(n, np.float32),
                    np.zeros((n, len(REWARD_TERMS)), np.float32), np.zeros(n, np.bool_), np.zeros(n, np.bool_),
-                   np.zeros((n, len(EPISODE_METRICS)), np.float32), np.zeros(n, np.bool_))
+                   np.zeros((n, len(EPISODE_METRICS)), np.float32), np.zeros(n, np.bool_),
+                   np.zeros((n, PRIVILEGED_DIM), np.float32), np.zeros((n, PRIVILEGED_DIM), np.float32))
 
 
 @nb.njit(**JIT)
@@ -175,6 +200,9 @@ def reset_env(model, envp, st, ts, p, i):
     ts.push_vec[i, 0] = 0.0
     ts.push_vec[i, 1] = 0.0
     ts.episode_return[i] = 0.0
+    for k in range(4):
+        ts.air_steps[i, k] = 0
+    ts.push_steps[i] = 0
     _schedule_push(p, ts, i)
 
 
@@ -199,6 +227,40 @@ def write_obs(model, st, ts, p, i, obs):
 
 
 @nb.njit(inline="always", **JIT)
+def write_privileged(envp, st, ts, p, i, out):
+    """The privileged 9-vector of env ``i`` (``PRIVILEGED_SLICES``) into ``out`` (9,)."""
+    qw, qx, qy, qz = st.base_quat[i, 0], st.base_quat[i, 1], st.base_quat[i, 2], st.base_quat[i, 3]
+    yaw = math.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+    c, s = math.cos(yaw), math.sin(yaw)
+    dvx, dvy = ts.push_vec[i, 0], ts.push_vec[i, 1]
+    out[0] = c * dvx + s * dvy
+    out[1] = -s * dvx + c * dvy
+    since = PUSH_HORIZON_S if ts.push_step[i] < 0 else (ts.step[i] - ts.push_step[i]) * p.control_dt
+    until = (ts.next_push[i] - ts.step[i]) * p.control_dt
+    out[2] = since if since < PUSH_HORIZON_S else PUSH_HORIZON_S
+    out[3] = until if until < PUSH_HORIZON_S else PUSH_HORIZON_S
+    out[4] = envp.friction[i]
+    out[5] = envp.added_mass[i]
+    out[6] = envp.motor_strength[i]
+    out[7] = envp.kp_scale[i]
+    out[8] = st.base_pos[i, 2]
+
+
+@nb.njit(inline="always", **JIT)
+def count_recovery_steps(st, ts, p, i):
+    """After env ``i``'s control step: a foot that touches down after at least ``MIN_AIR_STEPS``
+    in the air, within ``STEP_WINDOW_S`` of the latest push, is a recovery step."""
+    recent = ts.push_step[i] >= 0 and (ts.step[i] - ts.push_step[i]) * p.control_dt <= STEP_WINDOW_S
+    for k in range(4):
+        if st.foot_contact[i, k]:
+            if recent and ts.air_steps[i, k] >= MIN_AIR_STEPS:
+                ts.push_steps[i] += 1
+            ts.air_steps[i, k] = 0
+        else:
+            ts.air_steps[i, k] += 1
+
+
+@nb.njit(inline="always", **JIT)
 def score_step(model, st, ts, p, i, action, status, terms):
     """After env ``i``'s physics step with ``action`` (12,): its scaled reward terms into ``terms``
     (``reward_terms``), then the action is remembered for the next step's action-rate term.
@@ -217,6 +279,7 @@ def reset_shard(model, envp, st, ts, p, out, lo, hi):
     for i in range(lo, hi):
         reset_env(model, envp, st, ts, p, i)
         write_obs(model, st, ts, p, i, out.obs[i])
+        write_privileged(envp, st, ts, p, i, out.privileged[i])
 
 
 @nb.njit(**JIT)
@@ -237,6 +300,7 @@ def step_shard(model, sim, envp, st, ts, p, actions, out, lo, hi):
         for i in range(start, stop):
             status = st.status[i]
             ts.step[i] += 1
+            count_recovery_steps(st, ts, p, i)
             failed = score_step(model, st, ts, p, i, actions[i], status, terms[i])
             timed_out = (not failed) and ts.step[i] >= p.max_steps
             if status == STATUS_NONFINITE:  # the state is meaningless: only the penalty counts
@@ -253,14 +317,19 @@ def step_shard(model, sim, envp, st, ts, p, actions, out, lo, hi):
             out.nonfinite[i] = status == STATUS_NONFINITE
 
             write_obs(model, st, ts, p, i, out.final_obs[i])
+            write_privileged(envp, st, ts, p, i, out.final_privileged[i])
             out.episode[i, 0] = ts.episode_return[i]
             out.episode[i, 1] = ts.step[i]
             out.episode[i, 2] = 1.0 if timed_out else 0.0
             out.episode[i, 3] = ts.pushes[i]
+            out.episode[i, 4] = ts.push_steps[i] / ts.pushes[i] if ts.pushes[i] > 0 else 0.0
             if failed or timed_out:
                 reset_env(model, envp, st, ts, p, i)
                 write_obs(model, st, ts, p, i, out.obs[i])
+                write_privileged(envp, st, ts, p, i, out.privileged[i])
             else:
                 for k in range(OBS_DIM):
                     out.obs[i, k] = out.final_obs[i, k]
+                for k in range(PRIVILEGED_DIM):
+                    out.privileged[i, k] = out.final_privileged[i, k]
     return nonfinite + 0 * wbuf.size

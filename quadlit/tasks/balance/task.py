@@ -30,6 +30,8 @@ def balance_spec(params: BalanceParams) -> EnvSpec:
         control_dt=params.control_dt,
         obs_segments=tuple((name, hi - lo) for name, (lo, hi) in kernels.OBS_SLICES.items()),
         action_names=tuple(f"{name}_{'target' if params.motor_mode == 'pd' else 'torque'}" for name in JOINT_NAMES),
+        privileged_dim=kernels.PRIVILEGED_DIM,
+        privileged_segments=tuple((name, hi - lo) for name, (lo, hi) in kernels.PRIVILEGED_SLICES.items()),
     )
 
 
@@ -95,7 +97,11 @@ class BalanceTask(VecTask):
         episode = {name: out.episode[:, k] for k, name in enumerate(kernels.EPISODE_METRICS)}
         return StepResult(obs=out.obs, reward=out.reward, terminated=out.terminated, truncated=out.truncated,
                           final_obs=out.final_obs, reward_terms=out.reward_terms, episode=episode,
-                          num_nonfinite=int(sum(counts)))
+                          num_nonfinite=int(sum(counts)), privileged=out.privileged,
+                          final_privileged=out.final_privileged)
+
+    def privileged(self) -> np.ndarray:
+        return self.out.privileged
 
     def _update_curriculum(self, survived: np.ndarray) -> None:
         """Grow the push size by 0.1 (of push_magnitude) once a full window of episodes survived
@@ -124,6 +130,7 @@ class BalanceTask(VecTask):
             "env_params": {k: v.copy() for k, v in self.env_params._asdict().items()},
             "task_state": {k: v.copy() for k, v in self.task_state._asdict().items()},
             "obs": self.out.obs.copy(),
+            "privileged": self.out.privileged.copy(),
             "curriculum_window": np.array(list(self._window), dtype=bool),
         }
 
@@ -138,6 +145,8 @@ class BalanceTask(VecTask):
                     raise ValueError(f"balance state {group}.{k} has shape {v.shape}, expected {target[k].shape}")
                 target[k][...] = v
         self.out.obs[...] = state["obs"]
+        if "privileged" in state:
+            self.out.privileged[...] = state["privileged"]
         self._window.clear()
         self._window.extend(bool(s) for s in np.asarray(state["curriculum_window"]))
 
