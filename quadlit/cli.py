@@ -127,10 +127,13 @@ class QuadlitCLI(LightningCLI):
         if sub == "fit":
             self._resume_version = (root, version)
 
-    def _parse_ckpt_path(self) -> None:
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # LightningCLI reads the checkpoint's hyperparameters right after parsing (in its private
+        # _parse_ckpt_path): resolve "last" and check the file first, so a bad one gets one clear
+        # line (tests/test_cli.py and tests/training/test_resume.py pin this order)
         self._resolve_last()
-        self._check_ckpt_path()  # before Lightning reads the file, so a bad one gets one clear line
-        super()._parse_ckpt_path()
+        self._check_ckpt_path()
 
     def instantiate_classes(self) -> None:
         # constructors validate their arguments; what they reject is the user's input
@@ -142,7 +145,9 @@ class QuadlitCLI(LightningCLI):
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         resume = getattr(self, "_resume_version", None)
         logger = self.trainer.logger
-        if resume is not None and isinstance(logger, TensorBoardLogger) and logger._version is None \
+        _, cfg = self._subcommand_config()
+        default_logger = cfg.get("trainer", {}).get("logger") in (None, True)  # no logger of the user's own
+        if resume is not None and default_logger and isinstance(logger, TensorBoardLogger) \
                 and Path(logger.root_dir) == resume[0] / "lightning_logs":
             # the default logger: continue the resumed run's directory instead of opening a new one
             self.trainer.logger = TensorBoardLogger(save_dir=resume[0], name="lightning_logs", version=resume[1])

@@ -82,6 +82,11 @@ def _tensors_to_arrays(tree: Any) -> Any:
 class RolloutDataModule(L.LightningDataModule):
     """Environments, rollout collection and evaluation environments.
 
+    How it meets the LightningModule (two documented hooks, nothing else): to collect a rollout it
+    asks ``trainer.lightning_module.rollout_policy()`` for a ``RolloutPolicy`` (the networks that
+    act and estimate values, the observation statistics, the device and the action generator);
+    the module's evaluation asks this data module for ``evaluation_batches()``.
+
     Args:
         task: which task to train: "balance" (the quadruped) or "reach" (the point-mass smoke test).
         reach: parameters of the reach task (used when task is "reach").
@@ -202,11 +207,14 @@ class RolloutDataModule(L.LightningDataModule):
         """The evaluation environments of the task as configured."""
         return next((task for ev, task in self.evaluations if ev.name == ""), None)
 
+    def evaluation_batches(self) -> list[tuple[Evaluation, Any]]:
+        """Hook for the LightningModule: each evaluation of the task with its environments."""
+        return self.evaluations
+
     def collect(self) -> Rollout:
-        """One rollout with the LightningModule's current policy, on its device."""
-        module = self.trainer.lightning_module
-        return self.collector.collect(module.policy, module.obs_norm, module.device, module.action_generator,
-                                      critic=module.critic)
+        """One rollout with the LightningModule's current ``rollout_policy()``."""
+        agent = self.trainer.lightning_module.rollout_policy()
+        return self.collector.collect(agent.policy, agent.obs_norm, agent.device, agent.generator, critic=agent.critic)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_RolloutStream(self, self.iterations_per_epoch), batch_size=None,

@@ -6,7 +6,7 @@ import math
 import random
 import time
 from contextlib import nullcontext
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import lightning as L
 import numpy as np
@@ -45,8 +45,21 @@ def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = 
         raise ValueError(f"model.{name} must be in {interval}, got {value}")
 
 
+class RolloutPolicy(NamedTuple):
+    """What the data module needs to collect a rollout (``QuadlitModule.rollout_policy``)."""
+
+    policy: torch.nn.Module  # acts: EntityBelief or MlpPolicy
+    obs_norm: RunningNorm  # normalises the policy's observations
+    critic: SeparateCritic | None  # estimates values (None: the policy's value head does)
+    device: torch.device
+    generator: torch.Generator  # samples the actions
+
+
 class QuadlitModule(L.LightningModule):
     """Recurrent PPO with an EntityBelief policy and a WorldModel trained on the same rollouts.
+
+    It meets the data module through two hooks: ``rollout_policy()`` (asked by the data module to
+    collect) and the data module's ``evaluation_batches()`` (asked by validate/test).
 
     Args:
         obs_dim: observation length (linked from the data module).
@@ -231,6 +244,10 @@ class QuadlitModule(L.LightningModule):
                                      np_gen["has_gauss"], np_gen["cached_gaussian"]))
         self._nonfinite_streak = int(checkpoint.get("quadlit_nonfinite_streak", 0))
 
+    def rollout_policy(self) -> RolloutPolicy:
+        """Hook for the data module: the current networks that collect the next rollout."""
+        return RolloutPolicy(self.policy, self.obs_norm, self.critic, self.device, self.action_generator)
+
     # ----------------------------------------------------------------------------- training
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:
         update_start = time.perf_counter()
@@ -410,7 +427,7 @@ class QuadlitModule(L.LightningModule):
 
         dm = self.trainer.datamodule
         metrics: dict[str, float] = {}
-        for evaluation, task in dm.evaluations:
+        for evaluation, task in dm.evaluation_batches():
             values = run_evaluation(evaluation, task, self.policy, self.obs_norm, dm.eval_seed, self.device)
             group = prefix if not evaluation.name else f"{prefix}_{evaluation.name}"
             metrics.update({f"{group}/{k}": v for k, v in values.items()})
