@@ -251,8 +251,8 @@ def step(model: RobotModel, sim: SimParams, envp: EnvParams, state: PhysicsState
     Args:
         actions: (N, 12) float32/float64 in [-1, 1].
         pool: shards run on it (``None``: one shard on the calling thread).
-        method: "block" (SIMD kernel ``step_shard_block``, envs in blocks of 16, per shard on
-            ``pool``; the fastest), "shards" (scalar reference ``step_shard`` per shard),
+        method: "block" (SIMD kernel ``step_shard_block``, envs in blocks of ``BLOCK`` = 32, per
+            shard on ``pool``; the fastest), "shards" (scalar reference ``step_shard`` per shard),
             "aba" (scalar, articulated-body algorithm), "prange" / "block-prange" (scalar /
             SIMD kernel over Numba's own threads; ``pool`` then only sets the chunk count).
     """

@@ -4,7 +4,8 @@ The scalar kernels in ``dynamics.py``/``step.py`` are the reference. Here every 
 workspace carries a trailing lane axis of ``BLOCK`` environments, every arithmetic statement is
 a loop over lanes with a compile-time trip count, branches become selects, and no function is
 called inside a lane loop unless it is inlined at Numba-IR level and takes scalars only — what
-it takes for LLVM to emit packed AVX2/AVX-512 code (see PERF_NOTES.md). Joint sines/cosines are
+it takes for LLVM to emit packed AVX2/AVX-512 code (with ``error_model="numpy"``; check
+``kernel.inspect_asm(sig)`` for packed ``zmm``/``ymm`` instructions). Joint sines/cosines are
 computed exactly once per control step and advanced by the angle-addition formula each substep
 (libm's sin/cos do not vectorise); the trunk quaternion uses a Taylor exponential map. Results
 match the scalar kernel to rounding (about 1e-12 after a control step), not bit for bit.
