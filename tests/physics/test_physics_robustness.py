@@ -29,7 +29,7 @@ from quadlit.physics import (
     step,
     trunk_rotation,
 )
-from quadlit.physics.step import joint_limit_torque
+from quadlit.physics.actuators import joint_limit_torque
 
 MODEL = a1_model()
 
