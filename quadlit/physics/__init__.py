@@ -33,7 +33,7 @@ Inside a task's own fused ``@njit(nogil=True)`` shard kernel, step envs with eit
 
 then read per-env results with the helpers (``gravity_in_trunk``, ``lin_vel_in_trunk``,
 ``ang_vel_in_trunk``, ``trunk_rotation``, ``st.foot_contact``, ``st.body_contact``,
-``st.joint_torque``, ``st.motor_power``, ``st.status``, ``leg_points_env``, ``kick_env``).
+``st.joint_torque``, ``st.motor_power``, ``st.status``, ``leg_points_env``).
 """
 
 from quadlit.physics.actuators import apply_motor_torques
@@ -49,7 +49,6 @@ from quadlit.physics.control_step import (
 from quadlit.physics.kinematics import (
     ang_vel_in_trunk,
     gravity_in_trunk,
-    kick_env,
     leg_points_env,
     lin_vel_in_trunk,
     trunk_rotation,
@@ -70,15 +69,15 @@ from quadlit.physics.model import (
     replace_model,
     validate_sim_params,
 )
-from quadlit.physics.state import STATUS_NONFINITE, STATUS_OK, PhysicsState, apply_kick
+from quadlit.physics.state import STATUS_NONFINITE, STATUS_OK, PhysicsState
 from quadlit.physics.workspace import BLOCK, BLOCK_DTYPE, WORKSPACE_DTYPE, new_block_workspace, new_workspace
 
 __all__ = [
     "BODY_NAMES", "JOINT_NAMES", "LEG_NAMES", "MOTOR_PD", "MOTOR_TORQUE", "NUM_DOF", "NUM_JOINTS",
     "EnvParams", "PhysicsState", "RobotModel", "MODEL_DTYPE", "SimParams", "WORKSPACE_DTYPE", "STATUS_OK", "STATUS_NONFINITE",
-    "a1_model", "replace_model", "validate_sim_params", "apply_kick", "new_workspace", "control_step_env", "step_shard",
+    "a1_model", "replace_model", "validate_sim_params", "new_workspace", "control_step_env", "step_shard",
     "step_parallel", "step", "apply_motor_torques", "gravity_in_trunk", "lin_vel_in_trunk",
-    "ang_vel_in_trunk", "trunk_rotation", "kick_env", "leg_points_env", "forward_kinematics",
+    "ang_vel_in_trunk", "trunk_rotation", "leg_points_env", "forward_kinematics",
     "mass_matrix", "forward_dynamics", "energy_and_momentum", "BLOCK", "BLOCK_DTYPE",
     "control_step_block", "new_block_workspace", "step_shard_block", "step_parallel_block",
 ]

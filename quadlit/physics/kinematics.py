@@ -336,13 +336,6 @@ def trunk_rotation(base_quat, i, R_out):
     quat_to_rot(base_quat[i], R_out)
 
 
-@nb.njit(inline="always", **JIT)
-def kick_env(base_lin_vel, i, dvx, dvy):
-    """Add a horizontal world-frame velocity kick (m/s) to env ``i``'s trunk."""
-    base_lin_vel[i, 0] += dvx
-    base_lin_vel[i, 1] += dvy
-
-
 @nb.njit(**JIT)
 def leg_points(model: RobotModel, ws, out):
     """World positions of each leg's hip joint, thigh joint, knee joint and foot centre for the

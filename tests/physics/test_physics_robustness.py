@@ -16,7 +16,6 @@ from quadlit.physics import (
     SimParams,
     a1_model,
     ang_vel_in_trunk,
-    apply_kick,
     apply_motor_torques,
     control_step_block,
     control_step_env,
@@ -64,7 +63,7 @@ def _abuse(num_envs: int, steps: int, pool: ShardPool | None = None, method: str
     for _ in range(steps):
         actions = rng.uniform(-1.0, 1.0, (num_envs, 12))
         kicked = rng.random(num_envs) < 0.02
-        apply_kick(st, kicked, rng.normal(size=(int(kicked.sum()), 2)) * 2.0)
+        st.base_lin_vel[kicked, :2] += rng.normal(size=(int(kicked.sum()), 2)) * 2.0  # world x, y kicks, m/s
         n = step(MODEL, sim, envp, st, actions, pool, method=method)
         assert n == int((st.status == STATUS_NONFINITE).sum())
         flagged += n
@@ -108,7 +107,7 @@ def _trajectory(pool, method, steps=15, motor_mode=MOTOR_PD):
     sim = SimParams(motor_mode=motor_mode)
     for k in range(steps):
         if k % 5 == 2:
-            apply_kick(st, np.arange(0, n, 3), rng.normal(size=(len(range(0, n, 3)), 2)))
+            st.base_lin_vel[0:n:3, :2] += rng.normal(size=(len(range(0, n, 3)), 2))  # world x, y kicks, m/s
         step(MODEL, sim, envp, st, rng.uniform(-1, 1, (n, 12)), pool, method=method)
     return st
 
@@ -187,7 +186,7 @@ def test_agent_centred_world_is_independent_of_distance_travelled():
     st = PhysicsState.allocate(2)
     st.set_standing(MODEL)
     st.world_offset[1] = (1e7, -3e6)
-    apply_kick(st, [0, 1], [0.3, -0.2])
+    st.base_lin_vel[:, :2] += (0.3, -0.2)  # the same kick for both, m/s
     actions = np.tile(np.random.default_rng(0).uniform(-0.5, 0.5, 12), (2, 1))
     for _ in range(20):
         step(MODEL, sim, envp, st, actions)
@@ -197,16 +196,6 @@ def test_agent_centred_world_is_independent_of_distance_travelled():
         np.testing.assert_array_equal(arr[0], arr[1])
     np.testing.assert_allclose(st.world_offset[1] - st.world_offset[0], (1e7, -3e6), atol=1e-6)
     assert np.abs(st.world_offset[0]).max() > 0.01  # it did move
-
-
-def test_apply_kick_adds_horizontal_velocity_to_chosen_envs():
-    st = PhysicsState.allocate(3)
-    apply_kick(st, [0, 2], [[1.0, 2.0], [-1.0, 0.5]])
-    np.testing.assert_array_equal(st.base_lin_vel, [[1, 2, 0], [0, 0, 0], [-1, 0.5, 0]])
-    apply_kick(st, np.array([False, True, False]), [0.0, 3.0, 9.0])  # z ignored
-    np.testing.assert_array_equal(st.base_lin_vel[1], [0, 3, 0])
-    with pytest.raises(ValueError):
-        apply_kick(st, [0, 1], np.zeros((3, 2)))
 
 
 def test_motor_models_and_limits():
