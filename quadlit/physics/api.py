@@ -10,19 +10,13 @@ import numba as nb
 import numpy as np
 
 from quadlit.envs.pool import ShardPool
-from quadlit.physics.dynamics import (
-    JIT,
-    aba_accelerations,
-    bias_and_mass_matrix,
-    kinematics,
-    new_workspace,
-    solve_accelerations,
-    velocities,
-)
+from quadlit.physics.aba import aba_accelerations, new_aba_scratch, step_shard_aba
+from quadlit.physics.control_step import step_parallel, step_parallel_block, step_shard, step_shard_block
+from quadlit.physics.dynamics import bias_and_mass_matrix, solve_accelerations
+from quadlit.physics.kinematics import kinematics, leg_points, velocities
 from quadlit.physics.model import MODEL_DTYPE, EnvParams, RobotModel, SimParams, validate_sim_params
 from quadlit.physics.state import PhysicsState
-from quadlit.physics.block import step_parallel_block, step_shard_block
-from quadlit.physics.step import leg_points, step_parallel, step_shard, step_shard_aba
+from quadlit.physics.workspace import JIT, new_workspace
 
 
 def _rows(a, n: int, width: int, name: str) -> np.ndarray:
@@ -124,6 +118,7 @@ def mass_matrix(model: RobotModel, base_quat, q) -> np.ndarray:
 @nb.njit(**JIT)
 def _forward_dynamics_kernel(model, gravity, quat, q, v, wb, qd, tau, use_aba, out):
     buf = new_workspace()
+    aba_buf = new_aba_scratch()
     ws = buf[0]
     for n in range(quat.shape[0]):
         _set_robot(ws, n, quat, q, v, wb, qd)
@@ -134,7 +129,7 @@ def _forward_dynamics_kernel(model, gravity, quat, q, v, wb, qd, tau, use_aba, o
         for j in range(12):
             ws.Q[6 + j] = tau[n, j] - model.joint_damping[j] * qd[n, j]
         if use_aba:
-            aba_accelerations(model, gravity, ws)
+            aba_accelerations(model, gravity, ws, aba_buf[0])
         else:
             bias_and_mass_matrix(model, gravity, ws)
             solve_accelerations(ws)
@@ -147,7 +142,7 @@ def _forward_dynamics_kernel(model, gravity, quat, q, v, wb, qd, tau, use_aba, o
             out[n, 3 + r] = R0[0, r] * acc[0] + R0[1, r] * acc[1] + R0[2, r] * acc[2]
         for j in range(12):
             out[n, 6 + j] = acc[6 + j]
-    return buf.size
+    return buf.size + aba_buf.size
 
 
 def forward_dynamics(model: RobotModel, base_quat, q, base_lin_vel, base_ang_vel, joint_vel, joint_torque,
@@ -251,10 +246,11 @@ def step(model: RobotModel, sim: SimParams, envp: EnvParams, state: PhysicsState
     Args:
         actions: (N, 12) float32/float64 in [-1, 1].
         pool: shards run on it (``None``: one shard on the calling thread).
-        method: "block" (SIMD kernel ``step_shard_block``, envs in blocks of 16, per shard on
-            ``pool``; the fastest), "shards" (scalar reference ``step_shard`` per shard),
-            "aba" (scalar, articulated-body algorithm), "prange" / "block-prange" (scalar /
-            SIMD kernel over Numba's own threads; ``pool`` then only sets the chunk count).
+        method: "block" (SIMD kernel ``step_shard_block``, envs in blocks of ``BLOCK`` = 32,
+            per shard on ``pool``; the fastest), "shards" (scalar reference ``step_shard`` per
+            shard), "aba" (scalar, articulated-body algorithm: a comparison, see ``aba.py``),
+            "prange" / "block-prange" (scalar / SIMD kernel over Numba's own threads; ``pool``
+            then only sets the chunk count).
     """
     if actions.shape != (state.num_envs, 12):
         raise ValueError(f"actions must have shape ({state.num_envs}, 12), got {actions.shape}")

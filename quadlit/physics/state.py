@@ -93,23 +93,3 @@ class PhysicsState(NamedTuple):
         out[:, :2] += self.world_offset
         return out
 
-
-def apply_kick(state: PhysicsState, env_indices, delta_v_world) -> None:
-    """Add a horizontal velocity kick to the trunk of chosen environments.
-
-    Args:
-        env_indices: int array (K,) or boolean mask (N,).
-        delta_v_world: (K, 2) or (2,) world-frame Δv in x, y, m/s (a (K, 3) array's z column
-            is ignored: kicks are horizontal).
-    """
-    idx = np.asarray(env_indices)
-    if idx.dtype == np.bool_:
-        idx = np.flatnonzero(idx)
-    dv = np.asarray(delta_v_world, dtype=np.float64)
-    if dv.ndim == 1:
-        dv = np.broadcast_to(dv[:2], (idx.size, 2))
-    else:
-        dv = dv[:, :2]
-    if dv.shape != (idx.size, 2):
-        raise ValueError(f"delta_v_world must be (K, 2) with K = {idx.size}, got {np.shape(delta_v_world)}")
-    np.add.at(state.base_lin_vel[:, :2], idx, dv)

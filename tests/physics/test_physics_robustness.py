@@ -16,7 +16,6 @@ from quadlit.physics import (
     SimParams,
     a1_model,
     ang_vel_in_trunk,
-    apply_kick,
     apply_motor_torques,
     control_step_block,
     control_step_env,
@@ -29,7 +28,8 @@ from quadlit.physics import (
     step,
     trunk_rotation,
 )
-from quadlit.physics.step import joint_limit_torque
+from quadlit.physics.actuators import joint_limit_torque
+from tests.physics.scenarios import kicked_trajectory
 
 MODEL = a1_model()
 
@@ -64,7 +64,7 @@ def _abuse(num_envs: int, steps: int, pool: ShardPool | None = None, method: str
     for _ in range(steps):
         actions = rng.uniform(-1.0, 1.0, (num_envs, 12))
         kicked = rng.random(num_envs) < 0.02
-        apply_kick(st, kicked, rng.normal(size=(int(kicked.sum()), 2)) * 2.0)
+        st.base_lin_vel[kicked, :2] += rng.normal(size=(int(kicked.sum()), 2)) * 2.0  # world x, y kicks, m/s
         n = step(MODEL, sim, envp, st, actions, pool, method=method)
         assert n == int((st.status == STATUS_NONFINITE).sum())
         flagged += n
@@ -94,33 +94,14 @@ def test_random_torques_and_kicks_stay_finite_one_million_steps():
     print("flagged non-finite/diverged envs:", flagged)
 
 
-def _trajectory(pool, method, steps=15, motor_mode=MOTOR_PD):
-    rng = np.random.default_rng(5)
-    n = 37  # uneven shards, a partial SIMD block
-    st = PhysicsState.allocate(n)
-    st.set_standing(MODEL)
-    envp = EnvParams.allocate(n)
-    envp.friction[:] = rng.uniform(0.3, 1.2, n)
-    envp.added_mass[:] = rng.uniform(-0.5, 2.0, n)
-    envp.motor_strength[:] = rng.uniform(0.7, 1.2, n)
-    envp.kp_scale[:] = rng.uniform(0.8, 1.2, n)
-    envp.kd_scale[:] = rng.uniform(0.8, 1.2, n)
-    sim = SimParams(motor_mode=motor_mode)
-    for k in range(steps):
-        if k % 5 == 2:
-            apply_kick(st, np.arange(0, n, 3), rng.normal(size=(len(range(0, n, 3)), 2)))
-        step(MODEL, sim, envp, st, rng.uniform(-1, 1, (n, 12)), pool, method=method)
-    return st
-
-
 @pytest.mark.parametrize("serial,threaded", [("shards", "prange"), ("block", "block-prange")])
 def test_results_identical_with_1_and_2_threads_and_run_to_run(serial, threaded):
-    one = _trajectory(None, serial)
+    one = kicked_trajectory(None, serial)
     pool = ShardPool(2)
     try:
-        two = _trajectory(pool, serial)
-        again = _trajectory(pool, serial)
-        par = _trajectory(pool, threaded)
+        two = kicked_trajectory(pool, serial)
+        again = kicked_trajectory(pool, serial)
+        par = kicked_trajectory(pool, threaded)
     finally:
         pool.close()
     for a, b, c, d in zip(one, two, again, par):
@@ -129,26 +110,9 @@ def test_results_identical_with_1_and_2_threads_and_run_to_run(serial, threaded)
         np.testing.assert_array_equal(a, d)
 
 
-@pytest.mark.parametrize("motor_mode", [MOTOR_PD, MOTOR_TORQUE])
-def test_simd_block_kernel_matches_scalar_reference(motor_mode):
-    """The SIMD kernel (Taylor trig updates, selects) equals the scalar one to rounding."""
-    ref = _trajectory(None, "shards", steps=10, motor_mode=motor_mode)
-    blk = _trajectory(None, "block", steps=10, motor_mode=motor_mode)
-    np.testing.assert_allclose(blk.base_pos, ref.base_pos, atol=1e-10)
-    np.testing.assert_allclose(blk.world_offset, ref.world_offset, atol=1e-10)
-    np.testing.assert_allclose(blk.base_quat, ref.base_quat, atol=1e-10)
-    np.testing.assert_allclose(blk.joint_pos, ref.joint_pos, atol=1e-9)
-    np.testing.assert_allclose(blk.base_lin_vel, ref.base_lin_vel, atol=1e-9)
-    np.testing.assert_allclose(blk.joint_vel, ref.joint_vel, atol=1e-7)
-    np.testing.assert_allclose(blk.joint_torque, ref.joint_torque, atol=1e-7)
-    np.testing.assert_allclose(blk.foot_slip, ref.foot_slip, atol=1e-10)
-    for name in ("foot_contact", "body_contact", "status"):
-        np.testing.assert_array_equal(getattr(blk, name), getattr(ref, name))
-
-
 def test_aba_and_crba_steppers_agree():
-    a = _trajectory(None, "shards", steps=5)
-    b = _trajectory(None, "aba", steps=5)
+    a = kicked_trajectory(None, "shards", steps=5)
+    b = kicked_trajectory(None, "aba", steps=5)
     np.testing.assert_allclose(a.base_pos, b.base_pos, atol=1e-9)
     np.testing.assert_allclose(a.joint_pos, b.joint_pos, atol=1e-8)
 
@@ -187,7 +151,7 @@ def test_agent_centred_world_is_independent_of_distance_travelled():
     st = PhysicsState.allocate(2)
     st.set_standing(MODEL)
     st.world_offset[1] = (1e7, -3e6)
-    apply_kick(st, [0, 1], [0.3, -0.2])
+    st.base_lin_vel[:, :2] += (0.3, -0.2)  # the same kick for both, m/s
     actions = np.tile(np.random.default_rng(0).uniform(-0.5, 0.5, 12), (2, 1))
     for _ in range(20):
         step(MODEL, sim, envp, st, actions)
@@ -197,16 +161,6 @@ def test_agent_centred_world_is_independent_of_distance_travelled():
         np.testing.assert_array_equal(arr[0], arr[1])
     np.testing.assert_allclose(st.world_offset[1] - st.world_offset[0], (1e7, -3e6), atol=1e-6)
     assert np.abs(st.world_offset[0]).max() > 0.01  # it did move
-
-
-def test_apply_kick_adds_horizontal_velocity_to_chosen_envs():
-    st = PhysicsState.allocate(3)
-    apply_kick(st, [0, 2], [[1.0, 2.0], [-1.0, 0.5]])
-    np.testing.assert_array_equal(st.base_lin_vel, [[1, 2, 0], [0, 0, 0], [-1, 0.5, 0]])
-    apply_kick(st, np.array([False, True, False]), [0.0, 3.0, 9.0])  # z ignored
-    np.testing.assert_array_equal(st.base_lin_vel[1], [0, 3, 0])
-    with pytest.raises(ValueError):
-        apply_kick(st, [0, 1], np.zeros((3, 2)))
 
 
 def test_motor_models_and_limits():

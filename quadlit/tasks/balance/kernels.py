@@ -19,10 +19,10 @@ import numba as nb
 import numpy as np
 
 from quadlit.envs import rng
-from quadlit.physics.dynamics import JIT
+from quadlit.physics.control_step import control_step_block
+from quadlit.physics.kinematics import ang_vel_in_trunk, gravity_in_trunk, lin_vel_in_trunk
 from quadlit.physics.state import STATUS_NONFINITE
-from quadlit.physics.block import BLOCK, control_step_block, new_block_workspace
-from quadlit.physics.step import ang_vel_in_trunk, gravity_in_trunk, lin_vel_in_trunk
+from quadlit.physics.workspace import BLOCK, JIT, new_block_workspace
 from quadlit.tasks.balance.rewards import REWARD_TERMS, T_TERMINATION, clip_action, reward_terms, step_view  # noqa: F401 (REWARD_TERMS re-exported)
 
 OBS_DIM = 37

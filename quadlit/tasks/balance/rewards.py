@@ -17,9 +17,9 @@ from typing import NamedTuple
 
 import numba as nb
 
-from quadlit.physics.dynamics import JIT
+from quadlit.physics.kinematics import ang_vel_in_trunk, gravity_in_trunk, lin_vel_in_trunk
 from quadlit.physics.state import STATUS_NONFINITE
-from quadlit.physics.step import ang_vel_in_trunk, gravity_in_trunk, lin_vel_in_trunk
+from quadlit.physics.workspace import JIT
 
 #: The reward terms, in the column order of ``StepResult.reward_terms``.
 REWARD_TERMS = ("upright", "height", "lin_vel", "ang_vel", "energy", "action_rate", "pose", "alive",
