@@ -1,0 +1,136 @@
+"""``quadlit tune``: search training hyperparameters with Optuna, for push robustness.
+
+    quadlit tune --config configs/balance.yaml --trials 20 [--minutes 2] [--study NAME]
+                 [--storage sqlite:///lightning_logs/tune.db] [--seed 0] [--space default] [fit options]
+
+Each trial is one ``quadlit fit`` of ``--config`` in its own process, with the trial's
+hyperparameters, for ``--minutes`` of training wall-clock (evaluations excluded; a trial's
+clock starts when its process starts, so compilation counts as in ``make train``). Its
+objective is the mean survival over the push-robustness curve (deterministic 20 s episodes at
+0.5-3.0 m/s, ``--eval-episodes`` per magnitude) of the final policy: higher is better. The
+study lives in an SQLite file, so a killed search continues where it stopped (``--study`` with
+the same name and storage), and the best trials are printed as a table with the exact
+``quadlit fit`` options that reproduce them. Optuna is a benchmark extra:
+``pip install 'quadlit[bench]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+#: The searched hyperparameters: name -> (kind, low/choices, high, log scale), as fit options.
+SPACE = {
+    "model.lr": ("float", 1e-4, 3e-3, True),
+    "model.init_log_std": ("float", -1.0, 0.5, False),
+    "model.entropy_coef": ("float", 1e-4, 3e-2, True),
+    "model.ppo_epochs": ("int", 2, 8, False),
+    "model.num_minibatches": ("categorical", [1, 2, 4], None, False),
+    "model.desired_kl": ("float", 3e-3, 3e-2, True),
+    "model.gamma": ("categorical", [0.98, 0.99, 0.995], None, False),
+    "model.gae_lambda": ("float", 0.9, 0.98, False),
+    "data.balance.push_magnitude": ("float", 2.0, 4.0, False),
+    "data.rollout_steps": ("categorical", [16, 32, 64], None, False),
+}
+
+
+def suggest(trial) -> dict[str, object]:
+    """The trial's values of every hyperparameter in ``SPACE``."""
+    values: dict[str, object] = {}
+    for name, (kind, low, high, log) in SPACE.items():
+        if kind == "float":
+            values[name] = trial.suggest_float(name, low, high, log=log)
+        elif kind == "int":
+            values[name] = trial.suggest_int(name, low, high)
+        else:
+            values[name] = trial.suggest_categorical(name, low)
+    return values
+
+
+def fit_options(values: dict[str, object]) -> list[str]:
+    """``--name value`` pairs for ``quadlit fit``."""
+    out: list[str] = []
+    for name, value in values.items():
+        out += [f"--{name}", f"{value:.6g}" if isinstance(value, float) else str(value)]
+    return out
+
+
+def objective_of(record: dict) -> float:
+    """Mean survival over the final push-robustness curve."""
+    curve = record["final_curve"]
+    return float(sum(curve.values()) / len(curve))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="quadlit tune", description=__doc__.split("\n")[0])
+    p.add_argument("--config", default="configs/balance.yaml", help="the fit config every trial starts from")
+    p.add_argument("--trials", type=int, required=True, help="trials to run now (added to the study's earlier ones)")
+    p.add_argument("--minutes", type=float, default=2.0, help="training wall-clock of each trial")
+    p.add_argument("--eval-episodes", type=int, default=32, help="episodes per push magnitude of the objective")
+    p.add_argument("--study", default="balance-robustness", help="study name (continue it by naming it again)")
+    p.add_argument("--storage", default="sqlite:///lightning_logs/tune.db", help="Optuna storage URL")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler (TPE)")
+    args, extra = p.parse_known_args(argv)  # the rest goes to every trial's fit
+    if args.trials < 1 or args.minutes <= 0 or args.eval_episodes < 1:
+        p.error("--trials, --minutes and --eval-episodes must be positive")
+    try:
+        import optuna
+    except ImportError:
+        print("quadlit: error: quadlit tune needs Optuna: pip install 'quadlit[bench]'", file=sys.stderr)
+        return 2
+    if args.storage.startswith("sqlite:///"):
+        Path(args.storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=args.study, storage=args.storage, direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=args.seed), load_if_exists=True)
+    done_before = len(study.trials)
+    print(f"quadlit tune: study {args.study!r} in {args.storage} ({done_before} trials so far), {args.trials} "
+          f"more of {args.minutes:g} min each", flush=True)
+
+    def objective(trial) -> float:
+        values = suggest(trial)
+        options = fit_options(values)
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="quadlit-tune-") as tmp:
+            out = Path(tmp) / "record.json"
+            cmd = [sys.executable, "-m", "quadlit.cli", "bench", "train", "--single", "--config", args.config,
+                   "--minutes", str(args.minutes), "--eval-every", "1000000", "--eval-episodes",
+                   str(args.eval_episodes), "--json", str(out), *options, *extra]
+            result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if result.returncode != 0:
+                tail = result.stderr.strip().splitlines()[-1:] or ["(no output)"]
+                raise RuntimeError(f"trial {trial.number} failed: {tail[0]}")
+            record = json.loads(out.read_text())["records"][0]
+        value = objective_of(record)
+        trial.set_user_attr("curve", {str(k): v for k, v in record["final_curve"].items()})
+        trial.set_user_attr("env_steps", record["env_steps"])
+        curve = " ".join(f"{100 * v:3.0f}" for v in record["final_curve"].values())
+        print(f"  trial {trial.number:3d}: mean survival {100 * value:5.1f} %  (curve {curve})  "
+              f"{time.perf_counter() - start:5.0f} s  {' '.join(options)}", flush=True)
+        return value
+
+    study.optimize(objective, n_trials=args.trials, catch=(RuntimeError,))
+    print(summary(study))
+    return 0
+
+
+def summary(study, top: int = 5) -> str:
+    """The best trials: objective, curve and the fit options that reproduce them."""
+    done = [t for t in study.trials if t.value is not None]
+    if not done:
+        return "no trial finished"
+    done.sort(key=lambda t: t.value, reverse=True)
+    lines = [f"best {min(top, len(done))} of {len(done)} finished trials (mean survival over 0.5-3.0 m/s):"]
+    for t in done[:top]:
+        curve = " ".join(f"{100 * v:3.0f}" for v in t.user_attrs.get("curve", {}).values())
+        lines.append(f"  #{t.number:<3d} {100 * t.value:5.1f} %  curve {curve}\n       {' '.join(fit_options(t.params))}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
