@@ -78,6 +78,11 @@ class QuadlitModule(L.LightningModule):
         critic_lr: Adam learning rate of a separate critic (the KL schedule adapts only the policy's).
         privileged_dim: length of the task's privileged observation (linked from the data module).
         init_log_std: initial log standard deviation of the pre-tanh action distribution.
+        final_log_std: null: the log std is learned (by PPO, from init_log_std). A number: the
+            log std is not learned but scheduled, linearly from init_log_std to final_log_std over
+            the first log_std_decay_steps env-steps, then held (a policy trained under large noise
+            leans on it: its deterministic mean is then a policy that was never trained).
+        log_std_decay_steps: env-steps over which a scheduled log std reaches final_log_std.
         wm_latent_dim: world-model latent size.
         lr: Adam learning rate of the policy/value network.
         wm_lr: Adam learning rate of the world model.
@@ -115,6 +120,8 @@ class QuadlitModule(L.LightningModule):
         critic_lr: float = 1e-3,
         privileged_dim: int = 0,
         init_log_std: float = -0.5,
+        final_log_std: float | None = None,
+        log_std_decay_steps: int = 1_000_000,
         wm_latent_dim: int = 128,
         lr: float = 3e-4,
         wm_lr: float = 1e-3,
@@ -155,6 +162,10 @@ class QuadlitModule(L.LightningModule):
         _check_range("value_coef", value_coef, 0.0, math.inf, hi_open=True)
         _check_range("max_grad_norm", max_grad_norm, 0.0, math.inf, lo_open=True, hi_open=True)
         _check_range("init_log_std", init_log_std, -10.0, 2.0)
+        if final_log_std is not None:
+            _check_range("final_log_std", final_log_std, -10.0, 2.0)
+        if not isinstance(log_std_decay_steps, int) or log_std_decay_steps < 1:
+            raise ValueError(f"model.log_std_decay_steps must be an integer >= 1, got {log_std_decay_steps!r}")
         if desired_kl is not None:
             _check_range("desired_kl", desired_kl, 0.0, 1.0, lo_open=True)
         _check_range("critic_lr", critic_lr, 0.0, 1.0, lo_open=True)
@@ -181,6 +192,8 @@ class QuadlitModule(L.LightningModule):
                                        value_head=shared)
         self.critic = None if shared else SeparateCritic(
             obs_dim, privileged_dim if critic == "privileged" else 0, critic_hidden, normalize=normalize_obs)
+        if final_log_std is not None:  # scheduled, not learned
+            self.policy.log_std.requires_grad_(False)
         self.world_model = WorldModel(obs_dim, action_dim, latent_dim=wm_latent_dim)
         self.obs_norm = RunningNorm(obs_dim, enabled=normalize_obs)
         self.action_generator = torch.Generator()
@@ -201,10 +214,25 @@ class QuadlitModule(L.LightningModule):
         wm = torch.optim.Adam(self.world_model.parameters(), lr=self.hparams.wm_lr)
         return [ppo, wm]
 
+    def scheduled_log_std(self, env_steps: int) -> float | None:
+        """The log std the schedule gives after ``env_steps`` (None when the log std is learned)."""
+        hp = self.hparams
+        if hp.final_log_std is None:
+            return None
+        frac = min(1.0, env_steps / hp.log_std_decay_steps)
+        return hp.init_log_std + (hp.final_log_std - hp.init_log_std) * frac
+
+    def _apply_log_std_schedule(self) -> None:
+        value = self.scheduled_log_std(int(self.env_steps))
+        if value is not None:
+            with torch.no_grad():
+                self.policy.log_std.fill_(value)
+
     def on_fit_start(self) -> None:
         # denormal floats make CPU math many times slower (seen as a 9x slower LSTM update late
         # in training); RL gains nothing from them
         torch.set_flush_denormal(True)
+        self._apply_log_std_schedule()
         # each rank samples its own actions; a resumed run continues the saved stream
         gen = torch.Generator(device=self.device)
         saved = self._saved_action_state
@@ -265,6 +293,7 @@ class QuadlitModule(L.LightningModule):
             self.critic.norm.update(rollout.critic_raw, across_ranks=True)
         update_seconds = time.perf_counter() - update_start
         self.env_steps += rollout.num_steps * self.trainer.world_size
+        self._apply_log_std_schedule()  # for the next rollout
         self._log_iteration(rollout, ppo_metrics, wm_metrics, returns, update_seconds)
         self._guard_nonfinite(ppo_metrics["skipped_nonfinite"] + wm_metrics.get("skipped_nonfinite", 0.0) > 0)
 
@@ -361,6 +390,7 @@ class QuadlitModule(L.LightningModule):
         out = {k: v / max(updates, 1) for k, v in stats.items()}
         out["skipped_nonfinite"] = float(skipped)
         out["learning_rate"] = float(ppo_opt.param_groups[0]["lr"])
+        out["action_std"] = float(self.policy.log_std.detach().exp().mean())
         return out
 
     def _ppo_parameters(self) -> list[torch.nn.Parameter]:
