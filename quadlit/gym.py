@@ -2,8 +2,8 @@
 
 Gymnasium is an optional extra (``pip install 'quadlit[gym]'``); ``import quadlit`` never
 imports it, only ``import quadlit.gym`` does. Importing this module registers one single
-environment per registered task (``quadlit.tasks.TASK_NAMES``), named ``quadlit/<Task>-v0``:
-``quadlit/Reach-v0`` now, ``quadlit/Balance-v0`` as soon as the balance task is registered.
+environment per registered task (``quadlit.tasks.TASKS``), named ``quadlit/<Task>-v0``:
+``quadlit/Balance-v0`` and ``quadlit/Reach-v0``.
 
     import gymnasium as gym
     import quadlit.gym  # registers the ids

@@ -374,9 +374,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _default_task() -> str:
-    from quadlit.tasks import TASK_NAMES
-
-    return "balance" if "balance" in TASK_NAMES else TASK_NAMES[0]
+    return "balance"
 
 
 def build_session(args: argparse.Namespace) -> PlaySession:
