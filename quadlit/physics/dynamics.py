@@ -13,7 +13,7 @@ Pairs (scalar reference <-> SIMD twin, same results to rounding):
 * ``bias_and_mass_matrix`` <-> ``bias_and_mass_matrix_block``: the scalar one fills the full
   ``ws.H`` (18, 18); the SIMD one keeps only its nonzero pieces (``w.I[0]`` trunk block as the
   composite inertia, ``w.F`` trunk-joint coupling, ``w.Hl`` leg blocks) and walks the fixed
-  topology with literal indices.
+  topology ``JOINT_TREE`` with indices that LLVM sees as constants (see ``workspace.py``).
 * ``solve_accelerations`` <-> ``solve_accelerations_block``: ``acc = H^-1 (Q - C)``.
 
 The articulated-body algorithm, kept as a comparison, is in ``aba.py`` (not on this path).
@@ -25,7 +25,7 @@ import math
 
 import numba as nb
 
-from quadlit.physics.model import RobotModel
+from quadlit.physics.model import JOINT_TREE, TRUNK, RobotModel
 from quadlit.physics.spatial import cross3, inertia_row_times_motion, inertia_times_motion, spatial_inertia_matrix
 from quadlit.physics.workspace import BLOCK, JIT, JITB
 
@@ -108,127 +108,150 @@ def bias_and_mass_matrix(model: RobotModel, gravity, ws):
 
 # ----------------------------------------------------------------------------- dynamics
 
-@nb.njit(inline="always", **JITB)
-def _body_force_block(w, b):
-    """RNEA body force f_b = I_b A_b + V_b x* I_b V_b (needs A_b)."""
+# The per-lane steps below are compiled once (int64 indices) and inlined by LLVM (``forceinline``)
+# into the lane loops of ``bias_and_mass_matrix_block``, where the indices from ``JOINT_TREE`` are
+# constants: every address is then a constant offset plus the lane, so the loops vectorise
+# without runtime alias checks. A step that holds its own lane loop would not do: compiled on
+# its own, with unknown indices, such a loop stays scalar (too many alias checks) and its
+# machine-prepared form no longer vectorises once inlined.
+
+@nb.njit(forceinline=True, **JITB)
+def _body_force(w, b, l):
+    """RNEA body force f_b = I_b A_b + V_b x* I_b V_b of lane ``l`` (needs A_b)."""
     V, A, f, I = w.V, w.A, w.f, w.I
-    for l in range(BLOCK):
-        m, h0, h1, h2 = I[b, 0, l], I[b, 1, l], I[b, 2, l], I[b, 3, l]
-        ixx, iyy, izz, ixy, ixz, iyz = I[b, 4, l], I[b, 5, l], I[b, 6, l], I[b, 7, l], I[b, 8, l], I[b, 9, l]
-        w0, w1, w2, v0, v1, v2 = V[b, 0, l], V[b, 1, l], V[b, 2, l], V[b, 3, l], V[b, 4, l], V[b, 5, l]
-        n0, n1, n2, l0, l1, l2 = inertia_times_motion(m, h0, h1, h2, ixx, iyy, izz, ixy, ixz, iyz, w0, w1, w2, v0, v1, v2)
-        a0, a1, a2, a3, a4, a5 = inertia_times_motion(m, h0, h1, h2, ixx, iyy, izz, ixy, ixz, iyz,
-                                       A[b, 0, l], A[b, 1, l], A[b, 2, l], A[b, 3, l], A[b, 4, l], A[b, 5, l])
-        x0, x1, x2 = cross3(w0, w1, w2, n0, n1, n2)
-        y0, y1, y2 = cross3(v0, v1, v2, l0, l1, l2)
-        z0, z1, z2 = cross3(w0, w1, w2, l0, l1, l2)
-        f[b, 0, l] = a0 + x0 + y0
-        f[b, 1, l] = a1 + x1 + y1
-        f[b, 2, l] = a2 + x2 + y2
-        f[b, 3, l] = a3 + z0
-        f[b, 4, l] = a4 + z1
-        f[b, 5, l] = a5 + z2
+    m, h0, h1, h2 = I[b, 0, l], I[b, 1, l], I[b, 2, l], I[b, 3, l]
+    ixx, iyy, izz, ixy, ixz, iyz = I[b, 4, l], I[b, 5, l], I[b, 6, l], I[b, 7, l], I[b, 8, l], I[b, 9, l]
+    w0, w1, w2, v0, v1, v2 = V[b, 0, l], V[b, 1, l], V[b, 2, l], V[b, 3, l], V[b, 4, l], V[b, 5, l]
+    n0, n1, n2, l0, l1, l2 = inertia_times_motion(m, h0, h1, h2, ixx, iyy, izz, ixy, ixz, iyz, w0, w1, w2, v0, v1, v2)
+    a0, a1, a2, a3, a4, a5 = inertia_times_motion(m, h0, h1, h2, ixx, iyy, izz, ixy, ixz, iyz,
+                                   A[b, 0, l], A[b, 1, l], A[b, 2, l], A[b, 3, l], A[b, 4, l], A[b, 5, l])
+    x0, x1, x2 = cross3(w0, w1, w2, n0, n1, n2)
+    y0, y1, y2 = cross3(v0, v1, v2, l0, l1, l2)
+    z0, z1, z2 = cross3(w0, w1, w2, l0, l1, l2)
+    f[b, 0, l] = a0 + x0 + y0
+    f[b, 1, l] = a1 + x1 + y1
+    f[b, 2, l] = a2 + x2 + y2
+    f[b, 3, l] = a3 + z0
+    f[b, 4, l] = a4 + z1
+    f[b, 5, l] = a5 + z2
 
 
-@nb.njit(**JITB)
-def _forward_joint_block(w, j, b, P):
-    """RNEA forward step for body ``b`` (joint ``j``, parent ``P``; literal indices)."""
-    nb.literally(j)
-    nb.literally(b)
-    nb.literally(P)
+@nb.njit(forceinline=True, **JITB)
+def _forward_joint(w, joint, l):
+    """RNEA forward step of lane ``l`` for ``joint`` = (j, b, P) of ``JOINT_TREE``:
+    A_b = A_P + V_b x (S_j qd_j), then the body force of b."""
+    j, b, P = joint
     V, A, S, qd = w.V, w.A, w.S, w.qd
-    for l in range(BLOCK):
-        qdj = qd[j, l]
-        s0, s1, s2 = S[j, 0, l] * qdj, S[j, 1, l] * qdj, S[j, 2, l] * qdj
-        s3, s4, s5 = S[j, 3, l] * qdj, S[j, 4, l] * qdj, S[j, 5, l] * qdj
-        w0, w1, w2, v0, v1, v2 = V[b, 0, l], V[b, 1, l], V[b, 2, l], V[b, 3, l], V[b, 4, l], V[b, 5, l]
-        e0, e1, e2 = cross3(w0, w1, w2, s0, s1, s2)
-        g0, g1, g2 = cross3(w0, w1, w2, s3, s4, s5)
-        h0, h1, h2 = cross3(v0, v1, v2, s0, s1, s2)
-        A[b, 0, l] = A[P, 0, l] + e0
-        A[b, 1, l] = A[P, 1, l] + e1
-        A[b, 2, l] = A[P, 2, l] + e2
-        A[b, 3, l] = A[P, 3, l] + g0 + h0
-        A[b, 4, l] = A[P, 4, l] + g1 + h1
-        A[b, 5, l] = A[P, 5, l] + g2 + h2
-    _body_force_block(w, b)
+    qdj = qd[j, l]
+    s0, s1, s2 = S[j, 0, l] * qdj, S[j, 1, l] * qdj, S[j, 2, l] * qdj
+    s3, s4, s5 = S[j, 3, l] * qdj, S[j, 4, l] * qdj, S[j, 5, l] * qdj
+    w0, w1, w2, v0, v1, v2 = V[b, 0, l], V[b, 1, l], V[b, 2, l], V[b, 3, l], V[b, 4, l], V[b, 5, l]
+    e0, e1, e2 = cross3(w0, w1, w2, s0, s1, s2)
+    g0, g1, g2 = cross3(w0, w1, w2, s3, s4, s5)
+    h0, h1, h2 = cross3(v0, v1, v2, s0, s1, s2)
+    A[b, 0, l] = A[P, 0, l] + e0
+    A[b, 1, l] = A[P, 1, l] + e1
+    A[b, 2, l] = A[P, 2, l] + e2
+    A[b, 3, l] = A[P, 3, l] + g0 + h0
+    A[b, 4, l] = A[P, 4, l] + g1 + h1
+    A[b, 5, l] = A[P, 5, l] + g2 + h2
+    _body_force(w, b, l)
 
 
-@nb.njit(**JITB)
-def _backward_joint_block(model: RobotModel, w, j, b, P, leg, jj):
-    """RNEA/CRBA backward step for joint ``j`` (body ``b``, parent ``P``, local index ``jj``
-    in leg ``leg``; literal indices): bias force, H column, subtree force and inertia."""
-    nb.literally(j)
-    nb.literally(b)
-    nb.literally(P)
-    nb.literally(leg)
-    nb.literally(jj)
+@nb.njit(forceinline=True, **JITB)
+def _leg_coupling(w, l, leg, kk, jj, k, F0, F1, F2, F3, F4, F5):
+    """H entry of lane ``l`` between joint ``k`` (local index ``kk`` in ``leg``) and a
+    descendant joint (local index ``jj``) whose composite inertia times motion subspace is F:
+    S_k . F, into both triangles of ``Hl``."""
+    S, Hl = w.S, w.Hl
+    hkj = S[k, 0, l] * F0 + S[k, 1, l] * F1 + S[k, 2, l] * F2 + S[k, 3, l] * F3 + S[k, 4, l] * F4 + S[k, 5, l] * F5
+    Hl[leg, kk, jj, l] = hkj
+    Hl[leg, jj, kk, l] = hkj
+
+
+@nb.njit(forceinline=True, **JITB)
+def _backward_joint(w, joint, armature, l):
+    """RNEA/CRBA backward step of lane ``l`` for ``joint`` = (j, b, P) of ``JOINT_TREE``: bias
+    force, H column (``armature``: the joint's, kg m²), then b's subtree force and inertia
+    added to P's."""
+    j, b, P = joint
+    leg, jj = j // 3, j % 3  # legs are joints 3 leg .. 3 leg + 2
     S, f, I, C, F, Hl = w.S, w.f, w.I, w.C, w.F, w.Hl
-    arm = model.joint_armature[j]
-    for l in range(BLOCK):
-        S0, S1, S2, S3, S4, S5 = S[j, 0, l], S[j, 1, l], S[j, 2, l], S[j, 3, l], S[j, 4, l], S[j, 5, l]
-        C[6 + j, l] = S0 * f[b, 0, l] + S1 * f[b, 1, l] + S2 * f[b, 2, l] + S3 * f[b, 3, l] + S4 * f[b, 4, l] + S5 * f[b, 5, l]
-        F0, F1, F2, F3, F4, F5 = inertia_times_motion(I[b, 0, l], I[b, 1, l], I[b, 2, l], I[b, 3, l], I[b, 4, l], I[b, 5, l],
-                                       I[b, 6, l], I[b, 7, l], I[b, 8, l], I[b, 9, l], S0, S1, S2, S3, S4, S5)
-        F[j, 0, l] = F0
-        F[j, 1, l] = F1
-        F[j, 2, l] = F2
-        F[j, 3, l] = F3
-        F[j, 4, l] = F4
-        F[j, 5, l] = F5
-        Hl[leg, jj, jj, l] = S0 * F0 + S1 * F1 + S2 * F2 + S3 * F3 + S4 * F4 + S5 * F5 + arm
-    for kk in range(jj):  # ancestors in the same leg: joints 3 leg + kk, kk < jj
-        k = 3 * leg + kk
-        for l in range(BLOCK):
-            hkj = (S[k, 0, l] * F[j, 0, l] + S[k, 1, l] * F[j, 1, l] + S[k, 2, l] * F[j, 2, l]
-                   + S[k, 3, l] * F[j, 3, l] + S[k, 4, l] * F[j, 4, l] + S[k, 5, l] * F[j, 5, l])
-            Hl[leg, kk, jj, l] = hkj
-            Hl[leg, jj, kk, l] = hkj
+    S0, S1, S2, S3, S4, S5 = S[j, 0, l], S[j, 1, l], S[j, 2, l], S[j, 3, l], S[j, 4, l], S[j, 5, l]
+    C[6 + j, l] = S0 * f[b, 0, l] + S1 * f[b, 1, l] + S2 * f[b, 2, l] + S3 * f[b, 3, l] + S4 * f[b, 4, l] + S5 * f[b, 5, l]
+    F0, F1, F2, F3, F4, F5 = inertia_times_motion(I[b, 0, l], I[b, 1, l], I[b, 2, l], I[b, 3, l], I[b, 4, l], I[b, 5, l],
+                                   I[b, 6, l], I[b, 7, l], I[b, 8, l], I[b, 9, l], S0, S1, S2, S3, S4, S5)
+    F[j, 0, l] = F0
+    F[j, 1, l] = F1
+    F[j, 2, l] = F2
+    F[j, 3, l] = F3
+    F[j, 4, l] = F4
+    F[j, 5, l] = F5
+    Hl[leg, jj, jj, l] = S0 * F0 + S1 * F1 + S2 * F2 + S3 * F3 + S4 * F4 + S5 * F5 + armature
+    # ancestors in the same leg: branches on jj, not a loop of jj iterations (LLVM cannot
+    # unroll that one in the step compiled on its own, and a loop left inside the lane loop
+    # keeps the lane loop from vectorising)
+    if jj >= 1:
+        _leg_coupling(w, l, leg, jj - 1, jj, j - 1, F0, F1, F2, F3, F4, F5)
+    if jj == 2:
+        _leg_coupling(w, l, leg, 0, jj, j - 2, F0, F1, F2, F3, F4, F5)
     for k in range(6):
-        for l in range(BLOCK):
-            f[P, k, l] += f[b, k, l]
+        f[P, k, l] += f[b, k, l]
     for k in range(10):
-        for l in range(BLOCK):
-            I[P, k, l] += I[b, k, l]
+        I[P, k, l] += I[b, k, l]
+
+
+@nb.njit(inline="always", **JITB)
+def _forward_joint_block(w, joint):
+    """``_forward_joint`` for every lane (a lane loop of the caller's own, see above)."""
+    for l in range(BLOCK):
+        _forward_joint(w, joint, l)
+
+
+@nb.njit(inline="always", **JITB)
+def _backward_joint_block(model: RobotModel, w, joint):
+    """``_backward_joint`` for every lane (a lane loop of the caller's own, see above)."""
+    armature = model.joint_armature[joint[0]]  # read before the loop: the record may alias w
+    for l in range(BLOCK):
+        _backward_joint(w, joint, armature, l)
 
 
 @nb.njit(**JITB)
 def bias_and_mass_matrix_block(model: RobotModel, gravity, w):
     """Bias forces (RNEA, gravity as a base acceleration) and the mass matrix pieces (CRBA):
     ``w.C``, ``w.F`` (trunk-joint coupling), ``w.Hl`` (leg blocks); ``w.I[0]`` ends as the
-    whole-robot composite inertia. Fixed topology, literal indices (see
-    ``kinematics.kinematics_block``). Scalar reference: ``bias_and_mass_matrix``."""
-    A = w.A
+    whole-robot composite inertia. Walks the fixed topology ``JOINT_TREE``.
+    Scalar reference: ``bias_and_mass_matrix``."""
+    A, f, C = w.A, w.f, w.C
     for l in range(BLOCK):
         for k in range(5):
             A[0, k, l] = 0.0
         A[0, 5, l] = gravity
-    _body_force_block(w, 0)
-    _forward_joint_block(w, 0, 1, 0)
-    _forward_joint_block(w, 1, 2, 1)
-    _forward_joint_block(w, 2, 3, 2)
-    _forward_joint_block(w, 3, 4, 0)
-    _forward_joint_block(w, 4, 5, 4)
-    _forward_joint_block(w, 5, 6, 5)
-    _forward_joint_block(w, 6, 7, 0)
-    _forward_joint_block(w, 7, 8, 7)
-    _forward_joint_block(w, 8, 9, 8)
-    _forward_joint_block(w, 9, 10, 0)
-    _forward_joint_block(w, 10, 11, 10)
-    _forward_joint_block(w, 11, 12, 11)
-    _backward_joint_block(model, w, 11, 12, 11, 3, 2)
-    _backward_joint_block(model, w, 10, 11, 10, 3, 1)
-    _backward_joint_block(model, w, 9, 10, 0, 3, 0)
-    _backward_joint_block(model, w, 8, 9, 8, 2, 2)
-    _backward_joint_block(model, w, 7, 8, 7, 2, 1)
-    _backward_joint_block(model, w, 6, 7, 0, 2, 0)
-    _backward_joint_block(model, w, 5, 6, 5, 1, 2)
-    _backward_joint_block(model, w, 4, 5, 4, 1, 1)
-    _backward_joint_block(model, w, 3, 4, 0, 1, 0)
-    _backward_joint_block(model, w, 2, 3, 2, 0, 2)
-    _backward_joint_block(model, w, 1, 2, 1, 0, 1)
-    _backward_joint_block(model, w, 0, 1, 0, 0, 0)
-    f, C = w.f, w.C
+        _body_force(w, TRUNK, l)
+    _forward_joint_block(w, JOINT_TREE[0])
+    _forward_joint_block(w, JOINT_TREE[1])
+    _forward_joint_block(w, JOINT_TREE[2])
+    _forward_joint_block(w, JOINT_TREE[3])
+    _forward_joint_block(w, JOINT_TREE[4])
+    _forward_joint_block(w, JOINT_TREE[5])
+    _forward_joint_block(w, JOINT_TREE[6])
+    _forward_joint_block(w, JOINT_TREE[7])
+    _forward_joint_block(w, JOINT_TREE[8])
+    _forward_joint_block(w, JOINT_TREE[9])
+    _forward_joint_block(w, JOINT_TREE[10])
+    _forward_joint_block(w, JOINT_TREE[11])
+    _backward_joint_block(model, w, JOINT_TREE[11])
+    _backward_joint_block(model, w, JOINT_TREE[10])
+    _backward_joint_block(model, w, JOINT_TREE[9])
+    _backward_joint_block(model, w, JOINT_TREE[8])
+    _backward_joint_block(model, w, JOINT_TREE[7])
+    _backward_joint_block(model, w, JOINT_TREE[6])
+    _backward_joint_block(model, w, JOINT_TREE[5])
+    _backward_joint_block(model, w, JOINT_TREE[4])
+    _backward_joint_block(model, w, JOINT_TREE[3])
+    _backward_joint_block(model, w, JOINT_TREE[2])
+    _backward_joint_block(model, w, JOINT_TREE[1])
+    _backward_joint_block(model, w, JOINT_TREE[0])
     for k in range(6):
         for l in range(BLOCK):
             C[k, l] = f[0, k, l]

@@ -21,7 +21,7 @@ import math
 
 import numba as nb
 
-from quadlit.physics.model import RobotModel
+from quadlit.physics.model import JOINT_TREE, TRUNK, RobotModel
 from quadlit.physics.spatial import cross3, quat_to_rot
 from quadlit.physics.state import PhysicsState
 from quadlit.physics.workspace import BLOCK, JIT, JITB
@@ -32,7 +32,7 @@ from quadlit.physics.workspace import BLOCK, JIT, JITB
 @nb.njit(**JIT)
 def _set_body_inertia(model: RobotModel, ws, b, m):
     """Body ``b``'s spatial inertia at O (10-parameter form, into ``ws.Ib[b]``) from its mass
-    ``m`` (kg), COM and inertia (body frame). SIMD twin: ``_body_inertia_block``."""
+    ``m`` (kg), COM and inertia (body frame). SIMD twin: ``_body_inertia``."""
     Ib, R, p, com, inertia = ws.Ib, ws.R, ws.p, model.body_com, model.body_inertia
     # c = p + R com (COM relative to O, world axes)
     c0 = p[b, 0] + R[b, 0, 0] * com[b, 0] + R[b, 0, 1] * com[b, 1] + R[b, 0, 2] * com[b, 2]
@@ -66,42 +66,49 @@ def _set_body_inertia(model: RobotModel, ws, b, m):
     Ib[b, 9] = wyz - m * c1 * c2
 
 
-@nb.njit(**JITB)
-def _body_inertia_block(model: RobotModel, w, b):
-    """Spatial inertia at O of body ``b`` (mass ``w.mass0`` for the trunk) into ``w.I[b]``.
-    Scalar reference: ``_set_body_inertia``."""
+# The SIMD kinematics walk the fixed topology ``JOINT_TREE`` like ``dynamics.bias_and_mass_matrix_block``
+# (see there): per-lane steps compiled once and inlined by LLVM (``forceinline``) into lane
+# loops of ``kinematics_block``'s own, with the model values read before each loop.
+
+@nb.njit(forceinline=True, **JITB)
+def _body_constants(model: RobotModel, b):
+    """Body ``b``'s COM (body frame, m) and inertia about it (body frame, kg m²: xx xy xz yy yz
+    zz), as read by ``_body_inertia``."""
+    x, k = model.body_com, model.body_inertia
+    return x[b, 0], x[b, 1], x[b, 2], k[b, 0, 0], k[b, 0, 1], k[b, 0, 2], k[b, 1, 1], k[b, 1, 2], k[b, 2, 2]
+
+
+@nb.njit(forceinline=True, **JITB)
+def _body_inertia(w, b, body, m, l):
+    """Spatial inertia at O of body ``b`` in lane ``l`` into ``w.I[b]``, from its mass ``m`` (kg)
+    and ``body`` (``_body_constants``). Scalar reference: ``_set_body_inertia``."""
+    x0, x1, x2, k00, k01, k02, k11, k12, k22 = body
     R, p, I = w.R, w.p, w.I
-    k00, k01, k02 = model.body_inertia[b, 0, 0], model.body_inertia[b, 0, 1], model.body_inertia[b, 0, 2]
-    k11, k12, k22 = model.body_inertia[b, 1, 1], model.body_inertia[b, 1, 2], model.body_inertia[b, 2, 2]
-    m_body = model.body_mass[b]
-    x0, x1, x2 = model.body_com[b, 0], model.body_com[b, 1], model.body_com[b, 2]
-    for l in range(BLOCK):
-        m = w.mass0[l] if b == 0 else m_body
-        r00, r01, r02 = R[b, 0, 0, l], R[b, 0, 1, l], R[b, 0, 2, l]
-        r10, r11, r12 = R[b, 1, 0, l], R[b, 1, 1, l], R[b, 1, 2, l]
-        r20, r21, r22 = R[b, 2, 0, l], R[b, 2, 1, l], R[b, 2, 2, l]
-        c0 = p[b, 0, l] + r00 * x0 + r01 * x1 + r02 * x2
-        c1 = p[b, 1, l] + r10 * x0 + r11 * x1 + r12 * x2
-        c2 = p[b, 2, l] + r20 * x0 + r21 * x1 + r22 * x2
-        t00 = r00 * k00 + r01 * k01 + r02 * k02
-        t01 = r00 * k01 + r01 * k11 + r02 * k12
-        t02 = r00 * k02 + r01 * k12 + r02 * k22
-        t10 = r10 * k00 + r11 * k01 + r12 * k02
-        t11 = r10 * k01 + r11 * k11 + r12 * k12
-        t12 = r10 * k02 + r11 * k12 + r12 * k22
-        t20 = r20 * k00 + r21 * k01 + r22 * k02
-        t21 = r20 * k01 + r21 * k11 + r22 * k12
-        t22 = r20 * k02 + r21 * k12 + r22 * k22
-        I[b, 0, l] = m
-        I[b, 1, l] = m * c0
-        I[b, 2, l] = m * c1
-        I[b, 3, l] = m * c2
-        I[b, 4, l] = t00 * r00 + t01 * r01 + t02 * r02 + m * (c1 * c1 + c2 * c2)
-        I[b, 5, l] = t10 * r10 + t11 * r11 + t12 * r12 + m * (c0 * c0 + c2 * c2)
-        I[b, 6, l] = t20 * r20 + t21 * r21 + t22 * r22 + m * (c0 * c0 + c1 * c1)
-        I[b, 7, l] = t00 * r10 + t01 * r11 + t02 * r12 - m * c0 * c1
-        I[b, 8, l] = t00 * r20 + t01 * r21 + t02 * r22 - m * c0 * c2
-        I[b, 9, l] = t10 * r20 + t11 * r21 + t12 * r22 - m * c1 * c2
+    r00, r01, r02 = R[b, 0, 0, l], R[b, 0, 1, l], R[b, 0, 2, l]
+    r10, r11, r12 = R[b, 1, 0, l], R[b, 1, 1, l], R[b, 1, 2, l]
+    r20, r21, r22 = R[b, 2, 0, l], R[b, 2, 1, l], R[b, 2, 2, l]
+    c0 = p[b, 0, l] + r00 * x0 + r01 * x1 + r02 * x2
+    c1 = p[b, 1, l] + r10 * x0 + r11 * x1 + r12 * x2
+    c2 = p[b, 2, l] + r20 * x0 + r21 * x1 + r22 * x2
+    t00 = r00 * k00 + r01 * k01 + r02 * k02
+    t01 = r00 * k01 + r01 * k11 + r02 * k12
+    t02 = r00 * k02 + r01 * k12 + r02 * k22
+    t10 = r10 * k00 + r11 * k01 + r12 * k02
+    t11 = r10 * k01 + r11 * k11 + r12 * k12
+    t12 = r10 * k02 + r11 * k12 + r12 * k22
+    t20 = r20 * k00 + r21 * k01 + r22 * k02
+    t21 = r20 * k01 + r21 * k11 + r22 * k12
+    t22 = r20 * k02 + r21 * k12 + r22 * k22
+    I[b, 0, l] = m
+    I[b, 1, l] = m * c0
+    I[b, 2, l] = m * c1
+    I[b, 3, l] = m * c2
+    I[b, 4, l] = t00 * r00 + t01 * r01 + t02 * r02 + m * (c1 * c1 + c2 * c2)
+    I[b, 5, l] = t10 * r10 + t11 * r11 + t12 * r12 + m * (c0 * c0 + c2 * c2)
+    I[b, 6, l] = t20 * r20 + t21 * r21 + t22 * r22 + m * (c0 * c0 + c1 * c1)
+    I[b, 7, l] = t00 * r10 + t01 * r11 + t02 * r12 - m * c0 * c1
+    I[b, 8, l] = t00 * r20 + t01 * r21 + t02 * r22 - m * c0 * c2
+    I[b, 9, l] = t10 * r20 + t11 * r21 + t12 * r22 - m * c1 * c2
 
 
 # ----------------------------------------------------------------------------- poses and joint subspaces
@@ -176,52 +183,60 @@ def kinematics(model: RobotModel, ws):
         _set_body_inertia(model, ws, b, model.body_mass[b])
 
 
-@nb.njit(**JITB)
-def _joint_kinematics_block(model: RobotModel, w, j, b, P):
-    """Pose and motion subspace of body ``b`` moved by joint ``j`` on parent ``P`` (compiled
-    per literal index, so LLVM sees constant offsets and proves the lane loops alias-free)."""
-    nb.literally(j)
-    nb.literally(b)
-    nb.literally(P)
+@nb.njit(forceinline=True, **JITB)
+def _joint_kinematics(w, joint, frame, body, m, l):
+    """Pose and motion subspace of the body moved by ``joint`` = (j, b, P) of ``JOINT_TREE``, then
+    its spatial inertia (mass ``m``, ``body`` from ``_body_constants``), in lane ``l``. ``frame``:
+    the joint's position in the parent frame (m) and its axis (unit), 6 values."""
+    j, b, P = joint
+    ox, oy, oz, ax, ay, az = frame
     R, p, S, cq, sq = w.R, w.p, w.S, w.cq, w.sq
-    ox, oy, oz = model.joint_pos[j, 0], model.joint_pos[j, 1], model.joint_pos[j, 2]
-    ax, ay, az = model.joint_axis[j, 0], model.joint_axis[j, 1], model.joint_axis[j, 2]
-    for l in range(BLOCK):
-        p[b, 0, l] = p[P, 0, l] + R[P, 0, 0, l] * ox + R[P, 0, 1, l] * oy + R[P, 0, 2, l] * oz
-        p[b, 1, l] = p[P, 1, l] + R[P, 1, 0, l] * ox + R[P, 1, 1, l] * oy + R[P, 1, 2, l] * oz
-        p[b, 2, l] = p[P, 2, l] + R[P, 2, 0, l] * ox + R[P, 2, 1, l] * oy + R[P, 2, 2, l] * oz
+    p[b, 0, l] = p[P, 0, l] + R[P, 0, 0, l] * ox + R[P, 0, 1, l] * oy + R[P, 0, 2, l] * oz
+    p[b, 1, l] = p[P, 1, l] + R[P, 1, 0, l] * ox + R[P, 1, 1, l] * oy + R[P, 1, 2, l] * oz
+    p[b, 2, l] = p[P, 2, l] + R[P, 2, 0, l] * ox + R[P, 2, 1, l] * oy + R[P, 2, 2, l] * oz
     # Rodrigues for any axis (the dedicated x/y paths of the scalar kernel gain nothing once
-    # vectorised, and three variants per joint would triple the compile time)
+    # vectorised)
     t00, t01, t02 = ax * ax, ax * ay, ax * az
     t11, t12, t22 = ay * ay, ay * az, az * az
+    c, s = cq[j, l], sq[j, l]
+    t = 1.0 - c
     for r in range(3):
-        for l in range(BLOCK):
-            c, s = cq[j, l], sq[j, l]
-            t = 1.0 - c
-            pr0, pr1, pr2 = R[P, r, 0, l], R[P, r, 1, l], R[P, r, 2, l]
-            R[b, r, 0, l] = pr0 * (t * t00 + c) + pr1 * (t * t01 + s * az) + pr2 * (t * t02 - s * ay)
-            R[b, r, 1, l] = pr0 * (t * t01 - s * az) + pr1 * (t * t11 + c) + pr2 * (t * t12 + s * ax)
-            R[b, r, 2, l] = pr0 * (t * t02 + s * ay) + pr1 * (t * t12 - s * ax) + pr2 * (t * t22 + c)
+        pr0, pr1, pr2 = R[P, r, 0, l], R[P, r, 1, l], R[P, r, 2, l]
+        R[b, r, 0, l] = pr0 * (t * t00 + c) + pr1 * (t * t01 + s * az) + pr2 * (t * t02 - s * ay)
+        R[b, r, 1, l] = pr0 * (t * t01 - s * az) + pr1 * (t * t11 + c) + pr2 * (t * t12 + s * ax)
+        R[b, r, 2, l] = pr0 * (t * t02 + s * ay) + pr1 * (t * t12 - s * ax) + pr2 * (t * t22 + c)
+    a0 = R[P, 0, 0, l] * ax + R[P, 0, 1, l] * ay + R[P, 0, 2, l] * az
+    a1 = R[P, 1, 0, l] * ax + R[P, 1, 1, l] * ay + R[P, 1, 2, l] * az
+    a2 = R[P, 2, 0, l] * ax + R[P, 2, 1, l] * ay + R[P, 2, 2, l] * az
+    S[j, 0, l] = a0
+    S[j, 1, l] = a1
+    S[j, 2, l] = a2
+    m0, m1, m2 = cross3(p[b, 0, l], p[b, 1, l], p[b, 2, l], a0, a1, a2)
+    S[j, 3, l] = m0
+    S[j, 4, l] = m1
+    S[j, 5, l] = m2
+    _body_inertia(w, b, body, m, l)
+
+
+@nb.njit(inline="always", **JITB)
+def _joint_kinematics_block(model: RobotModel, w, joint):
+    """``_joint_kinematics`` for every lane (a lane loop of the caller's own), the model values
+    read before the loop (the record may alias ``w``)."""
+    j, b = joint[0], joint[1]
+    pos, axis = model.joint_pos, model.joint_axis
+    frame = (pos[j, 0], pos[j, 1], pos[j, 2], axis[j, 0], axis[j, 1], axis[j, 2])
+    body = _body_constants(model, b)
+    m = model.body_mass[b]
     for l in range(BLOCK):
-        a0 = R[P, 0, 0, l] * ax + R[P, 0, 1, l] * ay + R[P, 0, 2, l] * az
-        a1 = R[P, 1, 0, l] * ax + R[P, 1, 1, l] * ay + R[P, 1, 2, l] * az
-        a2 = R[P, 2, 0, l] * ax + R[P, 2, 1, l] * ay + R[P, 2, 2, l] * az
-        S[j, 0, l] = a0
-        S[j, 1, l] = a1
-        S[j, 2, l] = a2
-        m0, m1, m2 = cross3(p[b, 0, l], p[b, 1, l], p[b, 2, l], a0, a1, a2)
-        S[j, 3, l] = m0
-        S[j, 4, l] = m1
-        S[j, 5, l] = m2
-    _body_inertia_block(model, w, b)
+        _joint_kinematics(w, joint, frame, body, m, l)
 
 
 @nb.njit(**JITB)
 def kinematics_block(model: RobotModel, w):
     """``kinematics`` (its scalar reference) for a block, from ``w.quat``, ``w.cq``/``w.sq``
-    (cos/sin of ``w.q``) and ``w.mass0``. Fixed topology, literal indices (see
-    ``_joint_kinematics_block``)."""
+    (cos/sin of ``w.q``) and ``w.mass0``. Walks the fixed topology ``JOINT_TREE``."""
     R, p, quat = w.R, w.p, w.quat
+    trunk = _body_constants(model, TRUNK)
     for l in range(BLOCK):
         qw, qx, qy, qz = quat[0, l], quat[1, l], quat[2, l], quat[3, l]
         R[0, 0, 0, l] = 1.0 - 2.0 * (qy * qy + qz * qz)
@@ -236,20 +251,19 @@ def kinematics_block(model: RobotModel, w):
         p[0, 0, l] = 0.0
         p[0, 1, l] = 0.0
         p[0, 2, l] = 0.0
-    _body_inertia_block(model, w, 0)
-    # the fixed topology (validated by a1_model): joint j moves body j + 1; legs are chains
-    _joint_kinematics_block(model, w, 0, 1, 0)
-    _joint_kinematics_block(model, w, 1, 2, 1)
-    _joint_kinematics_block(model, w, 2, 3, 2)
-    _joint_kinematics_block(model, w, 3, 4, 0)
-    _joint_kinematics_block(model, w, 4, 5, 4)
-    _joint_kinematics_block(model, w, 5, 6, 5)
-    _joint_kinematics_block(model, w, 6, 7, 0)
-    _joint_kinematics_block(model, w, 7, 8, 7)
-    _joint_kinematics_block(model, w, 8, 9, 8)
-    _joint_kinematics_block(model, w, 9, 10, 0)
-    _joint_kinematics_block(model, w, 10, 11, 10)
-    _joint_kinematics_block(model, w, 11, 12, 11)
+        _body_inertia(w, TRUNK, trunk, w.mass0[l], l)
+    _joint_kinematics_block(model, w, JOINT_TREE[0])
+    _joint_kinematics_block(model, w, JOINT_TREE[1])
+    _joint_kinematics_block(model, w, JOINT_TREE[2])
+    _joint_kinematics_block(model, w, JOINT_TREE[3])
+    _joint_kinematics_block(model, w, JOINT_TREE[4])
+    _joint_kinematics_block(model, w, JOINT_TREE[5])
+    _joint_kinematics_block(model, w, JOINT_TREE[6])
+    _joint_kinematics_block(model, w, JOINT_TREE[7])
+    _joint_kinematics_block(model, w, JOINT_TREE[8])
+    _joint_kinematics_block(model, w, JOINT_TREE[9])
+    _joint_kinematics_block(model, w, JOINT_TREE[10])
+    _joint_kinematics_block(model, w, JOINT_TREE[11])
 
 
 # ----------------------------------------------------------------------------- velocities

@@ -36,6 +36,13 @@ NUM_DOF = 18
 SUPPORTED_JOINT_PARENT = np.array([0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11], dtype=np.int64)
 """Parent body of each joint: the topology (trunk + four serial 3-joint legs) the kernels
 assume; everything else about the robot comes from the record."""
+TRUNK = np.int64(0)
+"""Body index of the trunk."""
+JOINT_TREE = tuple((j, j + 1, int(parent)) for j, parent in enumerate(SUPPORTED_JOINT_PARENT))
+"""``(joint, body it moves, parent body)`` of every joint: ``SUPPORTED_JOINT_PARENT`` as a table
+the SIMD kernels walk with one call per joint. ``TRUNK`` and the entries are typed ``int64`` by
+Numba (a Python int constant would be a ``Literal[int]`` and compile a callee once per value);
+the callees are ``forceinline``, so LLVM sees the indices as constants after inlining."""
 
 MOTOR_PD = 0
 """Motor mode: target = default_q + action_scale * a; tau = Kp (target - q) - Kd qd."""

@@ -12,11 +12,20 @@ one follows MuJoCo (``v_world, omega_trunk, qd``).
 
 What it takes for Numba/LLVM to emit packed AVX2/AVX-512 code in the SIMD kernels (measured;
 missing any one gave scalar code): ``error_model="numpy"`` (``JITB``); selects instead of
-branches; helpers called inside lane loops inlined at Numba-IR level (``inline="always"``) and
-taking scalars only; lane loops ``for l in range(BLOCK)`` with a compile-time trip count from 0;
-body/joint indices as compile-time literals (``numba.literally``); under ``prange``, a separate
-per-block function (``control_step.step_shard_block``) rather than code inlined in the loop body.
+branches; helpers called inside lane loops inlined (at Numba-IR level, ``inline="always"``, or by
+LLVM, ``forceinline=True``) and taking scalars only; lane loops ``for l in range(BLOCK)`` with a
+compile-time trip count from 0, in the kernel's own code (a lane loop compiled inside a helper
+with unknown body/joint indices stays scalar: too many runtime alias checks); body/joint indices
+that LLVM sees as constants; model values read before a lane loop, not in it (the model record
+may alias the workspace as far as LLVM knows); under ``prange``, a separate per-block function
+(``control_step.step_shard_block``) rather than code inlined in the loop body.
 Check with ``kernel.inspect_asm(sig)`` for packed ``zmm``/``ymm`` instructions.
+
+How the tree walks get constant indices without compiling a helper once per joint (that took
+most of the first step's compile time): ``model.JOINT_TREE`` rows, typed ``int64``, go to
+per-lane steps compiled once with ``forceinline=True``; small ``inline="always"`` wrappers put
+the lane loop around each call in the stage kernel itself (``dynamics.bias_and_mass_matrix_block``,
+``kinematics.kinematics_block``), where LLVM inlines the step and folds the indices.
 """
 
 from __future__ import annotations
