@@ -1,7 +1,7 @@
 """``quadlit tune``: search training hyperparameters with Optuna, for push robustness.
 
     quadlit tune --config configs/balance.yaml --trials 20 [--minutes 2] [--study NAME]
-                 [--storage sqlite:///lightning_logs/tune.db] [--seed 0] [--space default] [fit options]
+                 [--storage sqlite:///lightning_logs/tune.db] [--seed 0] [fit options]
 
 Each trial is one ``quadlit fit`` of ``--config`` in its own process, with the trial's
 hyperparameters, for ``--minutes`` of training wall-clock (evaluations excluded; a trial's
@@ -25,17 +25,19 @@ import time
 from pathlib import Path
 
 #: The searched hyperparameters: name -> (kind, low/choices, high, log scale), as fit options.
+#: The knobs of the balance recipe that the screenings (docs/learning.md) found to matter: the
+#: exploration-noise schedule, the step sizes of policy and critic, the gradient steps per sample,
+#: the return horizon and the range of the training pushes.
 SPACE = {
-    "model.lr": ("float", 1e-4, 3e-3, True),
-    "model.init_log_std": ("float", -1.0, 0.5, False),
-    "model.entropy_coef": ("float", 1e-4, 3e-2, True),
-    "model.ppo_epochs": ("int", 2, 8, False),
+    "model.lr": ("float", 1e-4, 2e-3, True),
+    "model.critic_lr": ("float", 2e-4, 3e-3, True),
+    "model.final_log_std": ("float", -2.0, -0.8, False),
+    "model.log_std_decay_steps": ("int_log", 200_000, 1_500_000, True),
+    "model.ppo_epochs": ("int", 2, 6, False),
     "model.num_minibatches": ("categorical", [1, 2, 4], None, False),
-    "model.desired_kl": ("float", 3e-3, 3e-2, True),
     "model.gamma": ("categorical", [0.98, 0.99, 0.995], None, False),
     "model.gae_lambda": ("float", 0.9, 0.98, False),
-    "data.balance.push_magnitude": ("float", 2.0, 4.0, False),
-    "data.rollout_steps": ("categorical", [16, 32, 64], None, False),
+    "data.balance.push_magnitude": ("float", 2.5, 4.0, False),
 }
 
 
@@ -47,6 +49,8 @@ def suggest(trial) -> dict[str, object]:
             values[name] = trial.suggest_float(name, low, high, log=log)
         elif kind == "int":
             values[name] = trial.suggest_int(name, low, high)
+        elif kind == "int_log":
+            values[name] = trial.suggest_int(name, low, high, log=True)
         else:
             values[name] = trial.suggest_categorical(name, low)
     return values
