@@ -43,7 +43,7 @@ tools:
   record       episode to GIF:   quadlit record --ckpt_path PATH --out episode.gif
   export       ONNX policy:      quadlit export --ckpt_path PATH --format onnx
   export-mjcf  robot as MJCF:    quadlit export-mjcf --out a1.xml
-  bench        benchmarks:       quadlit bench physics|reach|train|versus-sb3|soak|render|fingerprint
+  bench        benchmarks:       quadlit bench physics|reach|train|versus-sb3|soak|render|fingerprint|compile
   tune         hyperparameters:  quadlit tune --config configs/balance.yaml --trials 20   (Optuna)
 
 Bad input exits with status 2 and one line naming the problem (QUADLIT_DEBUG=1 for a traceback).

@@ -1,4 +1,4 @@
-"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|all``."""
+"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus-sb3|compile|all``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ BENCHES = {
     "render": "quadlit.bench.render",
     "fingerprint": "quadlit.bench.fingerprint",
     "versus-sb3": "quadlit.bench.versus_sb3",
+    "compile": "quadlit.bench.compile",
 }
 
 
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=[*BENCHES, "all"],
                         help="reach: task kernel + fit throughput; physics: quadruped physics vs MuJoCo; "
                              "train: time to balance with the default fit; soak: resident memory over a 10-minute fit; "
-                             "render: cost of an evaluation video; fingerprint: digests of a short fixed-seed run "
+                             "render: cost of an evaluation video; fingerprint: digests of a short fixed-seed run; "
+                             "compile: cold Numba compilation of a task's kernels "
                              "(all = reach + physics)")
     args, rest = parser.parse_known_args(argv)
     names = ["reach", "physics"] if args.name == "all" else [args.name]
