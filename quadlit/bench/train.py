@@ -191,6 +191,8 @@ def run_seeds_in_processes(args, extra: list[str], prog: list[str]) -> list[dict
             if args.cold:
                 env["NUMBA_CACHE_DIR"] = str(Path(tmp) / f"numba-cache-{seed}")
             cmd = [*prog, "--seeds", str(seed), "--json", str(path), "--single", *_passthrough(args), *extra]
+            if args.root:  # each seed's run (checkpoints, logs) kept in its own folder
+                cmd += ["--root", str(Path(args.root) / f"seed{seed}")]
             result = subprocess.run(cmd, env=env)
             if result.returncode != 0:
                 raise SystemExit(f"seed {seed} failed with exit status {result.returncode}")
@@ -233,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=64, help="episodes per push magnitude")
     p.add_argument("--json", default=None, help="write every evaluation and the training trace here")
     p.add_argument("--out", default=None, help="folder for learning_curve.png and push_robustness.png")
-    p.add_argument("--root", default=None, help="run directory (default: a temporary one, removed after)")
+    p.add_argument("--root", default=None, help="run directory, kept (several seeds: one folder per seed under it; default: a temporary one, removed after)")
     p.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # a child of a multi-seed run
     return p
 
