@@ -20,13 +20,24 @@ import numpy as np
 from quadlit.physics.model import BODY_NAMES, JOINT_NAMES, LEG_NAMES, RobotModel, SimParams, a1_model
 
 
+#: Slices of ``MjData.sensordata`` when ``to_mjcf(..., sensors=True)``: world-frame positions (m)
+#: of the trunk origin, the knee joints (calf body origins) and the foot sphere centres, and the
+#: trunk orientation (unit quaternion wxyz, trunk -> world).
+SENSOR_LAYOUT = {
+    "trunk_pos": slice(0, 3),
+    "trunk_quat": slice(3, 7),
+    "knee_pos": slice(7, 19),  # (4, 3) FL FR RL RR
+    "foot_pos": slice(19, 31),  # (4, 3) FL FR RL RR
+}
+
+
 def _fmt(*values) -> str:
     return " ".join(repr(float(v)) for v in np.concatenate([np.ravel(v) for v in values]))
 
 
 def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool | None = None,
             joint_limits: bool | None = None, actuators: str = "position", friction: float = 1.0,
-            name: str = "quadlit_a1") -> str:
+            name: str = "quadlit_a1", sensors: bool = False) -> str:
     """MJCF text of ``model``.
 
     Args:
@@ -34,6 +45,9 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
             ``joint_limits`` default to ``sim.contacts`` / ``sim.joint_limits``.
         actuators: "position" (PD servos), "motor" (torque), or "none".
         friction: foot-ground sliding friction coefficient.
+        sensors: add the position sensors ``quadlit sim2sim`` reads after every physics step
+            (``SENSOR_LAYOUT``: trunk origin and orientation, knee joints, foot centres, world
+            frame); they change nothing in the dynamics.
     Returns: the XML document as a string.
     """
     if actuators not in ("position", "motor", "none"):
@@ -101,6 +115,15 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
             else:
                 add(f'    <motor name="{jn}" joint="{jn}" ctrlrange="{-lim!r} {lim!r}"/>')
         add("  </actuator>")
+    if sensors:
+        add("  <sensor>")
+        add('    <framepos name="trunk_pos" objtype="xbody" objname="trunk"/>')
+        add('    <framequat name="trunk_quat" objtype="xbody" objname="trunk"/>')
+        for leg in LEG_NAMES:
+            add(f'    <framepos name="{leg}_knee_pos" objtype="xbody" objname="{leg}_calf"/>')
+        for leg in LEG_NAMES:
+            add(f'    <framepos name="{leg}_foot_pos" objtype="geom" objname="{leg}_foot"/>')
+        add("  </sensor>")
     qpos = _fmt(0.0, 0.0, model.standing_height, 1.0, 0.0, 0.0, 0.0, model.default_q)
     ctrl = f' ctrl="{_fmt(model.default_q)}"' if actuators == "position" else ""
     add("  <keyframe>")
