@@ -256,6 +256,8 @@ class MujocoBalance:
         """
         p, sim = self.p, self.sim
         idx = np.flatnonzero(running)
+        if idx.size == 0:  # (an empty batch would crash mujoco.rollout's unchecked path)
+            return np.zeros((self.n, OBS_DIM), np.float32), np.zeros(self.n, bool), np.zeros(self.n, bool)
         dv = np.zeros((self.n, 2))
         _pushes_due(p, self.scratch, self.task_state, running, dv)
         qvel0 = self.qvel_at.start
@@ -500,7 +502,7 @@ def table(result: Comparison, label: str, seed: int) -> str:
         gap,
         f"  same outcome in both engines: {100 * result.agreement():.0f}% of episodes"
         + (f"; MuJoCo diverged in {int(result.mujoco['diverged'].sum())}" if result.mujoco["diverged"].any() else ""),
-        f"  quadlit {result.quadlit_seconds:.1f} s; MuJoCo {result.mujoco_seconds:.1f} s for "
+        f"  wall-clock: quadlit {result.quadlit_seconds:.1f} s, MuJoCo {result.mujoco_seconds:.1f} s for "
         f"{len(PUSH_CURVE) * result.episodes} episodes ({result.mujoco_steps:,} control steps)",
     ]
     return "\n".join(lines)
