@@ -161,9 +161,12 @@ class MujocoBalance:
         params: the task parameters of the episodes (the evaluation's).
         starts: quadlit's draws for each episode (``EpisodeStarts.from_task``).
         threads: MuJoCo threads (1: the calling thread).
+        friction: "default" (MuJoCo's soft pyramidal friction) or "stiff" (elliptic cone,
+            impratio 100: closest to quadlit's stick-slip friction; ``to_mjcf(stiff_friction=True)``).
     """
 
-    def __init__(self, params: BalanceParams, starts: EpisodeStarts, threads: int = 2) -> None:
+    def __init__(self, params: BalanceParams, starts: EpisodeStarts, threads: int = 2,
+                 friction: str = "default") -> None:
         mujoco = require_mujoco()
         from mujoco import rollout
 
@@ -173,7 +176,8 @@ class MujocoBalance:
         self.sim = sim_params(params)
         self.p = kernel_params(params, float(self.robot.standing_height))
         self.pd = params.motor_mode == "pd"
-        xml = to_mjcf(self.robot, self.sim, actuators="position" if self.pd else "motor", sensors=True)
+        xml = to_mjcf(self.robot, self.sim, actuators="position" if self.pd else "motor", sensors=True,
+                      stiff_friction=friction == "stiff")
         base = mujoco.MjModel.from_xml_string(xml)
         self.n = starts.physics.num_envs
         self.models = [self._randomised(base, starts.env_params, i) for i in range(self.n)]
@@ -459,7 +463,8 @@ class Comparison:
         return int(np.sum(self.mujoco["length"]))
 
 
-def compare(source: PolicySource, episodes: int, seed: int, threads: int, max_steps: int | None = None) -> Comparison:
+def compare(source: PolicySource, episodes: int, seed: int, threads: int, max_steps: int | None = None,
+            friction: str = "default") -> Comparison:
     """quadlit's push-robustness episodes of ``source`` and the same episodes in MuJoCo."""
     from quadlit.envs.pool import ShardPool
     from quadlit.tasks import evaluations, make_evaluation_task
@@ -479,7 +484,7 @@ def compare(source: PolicySource, episodes: int, seed: int, threads: int, max_st
         task.close()
         pool.close()
     start = time.perf_counter()
-    engine = MujocoBalance(evaluation.params, starts, threads)
+    engine = MujocoBalance(evaluation.params, starts, threads, friction)
     try:
         theirs = engine.run(source.policy, source.obs_norm)
     finally:
@@ -508,12 +513,15 @@ def table(result: Comparison, label: str, seed: int) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(result: Comparison, source: PolicySource, plot: Path | None, log_dir: Path | None) -> list[str]:
+def write_outputs(result: Comparison, source: PolicySource, plot: Path | None, log_dir: Path | None,
+                  friction: str = "default") -> list[str]:
     """The plot (both curves) and the TensorBoard scalars/figure; returns what was written."""
     from quadlit.training.plots import robustness_figure
 
+    stiff = friction == "stiff"
+    mujoco_label, mujoco_tag = ("MuJoCo, stiff friction", "mujoco_stiff") if stiff else ("MuJoCo", "mujoco")
     curves = {name: (list(PUSH_CURVE), [c[x] for x in PUSH_CURVE])
-              for name, c in (("quadlit", result.curve("quadlit")), ("MuJoCo", result.curve("mujoco")))}
+              for name, c in (("quadlit", result.curve("quadlit")), (mujoco_label, result.curve("mujoco")))}
     written = []
     if plot is not None:
         import matplotlib.pyplot as plt
@@ -532,11 +540,11 @@ def write_outputs(result: Comparison, source: PolicySource, plot: Path | None, l
 
         writer = SummaryWriter(log_dir=str(log_dir))
         try:
-            for engine in ("quadlit", "mujoco"):
+            for engine, tag in (("quadlit", "quadlit"), ("mujoco", mujoco_tag)):
                 for x, v in result.curve(engine).items():
-                    writer.add_scalar(f"sim2sim_{engine}/{curve_key(x)}", v, source.global_step)
-            writer.add_scalar("sim2sim/same_outcome", result.agreement(), source.global_step)
-            writer.add_figure("sim2sim/push_robustness", robustness_figure(curves, title=f"sim2sim: {source.label}"),
+                    writer.add_scalar(f"sim2sim_{tag}/{curve_key(x)}", v, source.global_step)
+            writer.add_scalar(f"sim2sim/same_outcome_{mujoco_tag}", result.agreement(), source.global_step)
+            writer.add_figure(f"sim2sim/push_robustness_{mujoco_tag}", robustness_figure(curves, title=f"sim2sim: {source.label}"),
                               global_step=source.global_step)
         finally:
             writer.close()
@@ -562,6 +570,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="threads of each engine (default: the CPU count)")
     p.add_argument("--max_steps", "--max-steps", dest="max_steps", type=int, default=None,
                    help="episode length in control steps (default: the task's, 1000 = 20 s)")
+    p.add_argument("--friction", choices=("default", "stiff"), default="default",
+                   help="MuJoCo's friction: its default soft pyramidal cone, or an elliptic cone with impratio "
+                        "100 (feet stick as in quadlit); see docs/sim2sim.md")
     p.add_argument("--plot", default="sim2sim.png", help="where to write the plot of both curves ('' for none)")
     p.add_argument("--log_dir", "--log-dir", dest="log_dir", default=None,
                    help="a run directory: log both curves to TensorBoard there")
@@ -581,10 +592,11 @@ def main(argv: list[str] | None = None) -> int:
     require_mujoco()
     source = load_policy(args)
     seed = args.seed if args.seed is not None else (source.eval_seed if source.eval_seed is not None else 12345)
-    result = compare(source, args.episodes, int(seed), threads, args.max_steps)
-    print(table(result, source.label, int(seed)))
+    result = compare(source, args.episodes, int(seed), threads, args.max_steps, args.friction)
+    label = source.label + (", MuJoCo friction stiff" if args.friction == "stiff" else "")
+    print(table(result, label, int(seed)))
     written = write_outputs(result, source, Path(args.plot) if args.plot else None,
-                            Path(args.log_dir) if args.log_dir else None)
+                            Path(args.log_dir) if args.log_dir else None, args.friction)
     if written:
         print("wrote " + ", ".join(written))
     return 0

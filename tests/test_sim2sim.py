@@ -185,6 +185,15 @@ def test_zero_policy_survives_small_pushes_in_both_engines(capsys):
     assert rows["quadlit"][0] == 100.0 and rows["MuJoCo"][0] == 100.0
 
 
+def test_stiff_friction_option_of_the_export():
+    """``--friction stiff`` / ``export-mjcf --stiff-friction``: elliptic cone, impratio 100; the
+    default export keeps MuJoCo's pyramidal cone."""
+    stiff = mujoco.MjModel.from_xml_string(to_mjcf(a1_model(), SimParams(), stiff_friction=True))
+    plain = mujoco.MjModel.from_xml_string(to_mjcf(a1_model(), SimParams()))
+    assert stiff.opt.cone == mujoco.mjtCone.mjCONE_ELLIPTIC and stiff.opt.impratio == 100.0
+    assert plain.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL and plain.opt.impratio == 1.0
+
+
 def _one_line_error(capsys, argv: list[str], needle: str) -> None:
     capsys.readouterr()
     assert main(["sim2sim", *argv]) == 2

@@ -37,7 +37,7 @@ def _fmt(*values) -> str:
 
 def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool | None = None,
             joint_limits: bool | None = None, actuators: str = "position", friction: float = 1.0,
-            name: str = "quadlit_a1", sensors: bool = False) -> str:
+            name: str = "quadlit_a1", sensors: bool = False, stiff_friction: bool = False) -> str:
     """MJCF text of ``model``.
 
     Args:
@@ -48,6 +48,9 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
         sensors: add the position sensors ``quadlit sim2sim`` reads after every physics step
             (``SENSOR_LAYOUT``: trunk origin and orientation, knee joints, foot centres, world
             frame); they change nothing in the dynamics.
+        stiff_friction: an elliptic friction cone with ``impratio`` 100, so a loaded foot sticks
+            until Coulomb's limit, as quadlit's stick-spring friction does (MuJoCo's default,
+            a pyramidal cone with impratio 1, is a soft constraint that lets a foot creep).
     Returns: the XML document as a string.
     """
     if actuators not in ("position", "motor", "none"):
@@ -61,7 +64,8 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
     flags = [] if contacts else ['contact="disable"']
     if not joint_limits:
         flags.append('limit="disable"')
-    add(f'  <option timestep="{float(sim.dt)!r}" gravity="0 0 {-float(sim.gravity)!r}" integrator="Euler">')
+    cone = ' cone="elliptic" impratio="100"' if stiff_friction else ""
+    add(f'  <option timestep="{float(sim.dt)!r}" gravity="0 0 {-float(sim.gravity)!r}" integrator="Euler"{cone}>')
     if flags:
         add(f"    <flag {' '.join(flags)}/>")
     add("  </option>")
@@ -148,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output file (default: standard output)")
     parser.add_argument("--actuators", choices=("position", "motor", "none"), default="position",
                         help="position servos (pd mode), torque motors, or none")
+    parser.add_argument("--stiff-friction", action="store_true",
+                        help="elliptic friction cone, impratio 100: feet stick as in quadlit (see docs/sim2sim.md)")
     args = parser.parse_args(argv)
-    text = to_mjcf(a1_model(), SimParams(), actuators=args.actuators)
+    text = to_mjcf(a1_model(), SimParams(), actuators=args.actuators, stiff_friction=args.stiff_friction)
     if args.out is None:
         sys.stdout.write(text)
     else:
