@@ -213,3 +213,27 @@ def test_bad_input_is_one_line(balance_checkpoint, tmp_path, capsys, monkeypatch
     _one_line_error(capsys, ["--ckpt_path", str(next(reach.rglob("last.ckpt")))], "task 'reach'")
     monkeypatch.setitem(sys.modules, "mujoco", None)  # as if MuJoCo were not installed
     _one_line_error(capsys, ["--ckpt_path", str(balance_checkpoint)], "pip install 'quadlit[mujoco]'")
+
+
+# ---- trunk, knee and shank contacts of the exported robot ---------------------------------------
+@pytest.mark.parametrize("body_contacts", [True, False])
+def test_limp_robot_dropped_in_mujoco_lies_on_the_floor_with_body_contacts(body_contacts):
+    """No motors, dropped level from 0.5 m: with ``body_contacts`` the trunk comes to rest on the
+    floor (its lowest corner within MuJoCo's soft penetration of it), without them it sinks
+    through, as in quadlit's engine, where only the feet collide."""
+    model = a1_model()
+    mm = mujoco.MjModel.from_xml_string(to_mjcf(model, SimParams(), actuators="none", sensors=True,
+                                                body_contacts=body_contacts))
+    d = mujoco.MjData(mm)
+    d.qpos[:] = np.concatenate([[0.0, 0.0, 0.5, 1.0, 0.0, 0.0, 0.0], model.default_q])
+    for _ in range(3000):  # 3 s
+        mujoco.mj_step(mm, d)
+    w, x, y, z = d.qpos[3:7]
+    hx, hy, hz = model.trunk_half_extents
+    lowest = d.qpos[2] - (abs(2 * (x * z - w * y)) * hx + abs(2 * (y * z + w * x)) * hy
+                          + abs(1 - 2 * (x * x + y * y)) * hz)
+    if body_contacts:
+        assert -0.01 < lowest < 0.2 and d.qpos[2] > 0.0
+        assert np.abs(d.qvel[:6]).max() < 0.05  # at rest
+    else:
+        assert d.qpos[2] < -0.1  # fell through the floor

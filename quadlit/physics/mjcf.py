@@ -3,8 +3,9 @@
     quadlit export-mjcf [--out FILE]      # the CLI calls main(argv)
 
 The model has a free joint on the trunk, one hinge per joint (range, damping, armature), a
-sphere per foot and a ground plane; only the feet collide (the trunk box and leg capsules are
-visual, like the quadlit engine, which only *detects* trunk/knee ground contact). Actuators are
+sphere per foot and a ground plane; by default only the feet collide (the trunk box and leg
+capsules are visual, like the quadlit engine, which only *detects* trunk/knee ground contact);
+``--body-contacts`` makes the trunk, knees and shanks collide with the ground too. Actuators are
 ``position`` servos with the record's Kp/Kd and torque limits (quadlit's ``pd`` motor mode,
 control = target angle) or plain ``motor``s (``torque`` mode, control = torque in N·m).
 """
@@ -37,7 +38,8 @@ def _fmt(*values) -> str:
 
 def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool | None = None,
             joint_limits: bool | None = None, actuators: str = "position", friction: float = 1.0,
-            name: str = "quadlit_a1", sensors: bool = False, stiff_friction: bool = False) -> str:
+            name: str = "quadlit_a1", sensors: bool = False, stiff_friction: bool = False,
+            body_contacts: bool = False) -> str:
     """MJCF text of ``model``.
 
     Args:
@@ -51,6 +53,11 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
         stiff_friction: an elliptic friction cone with ``impratio`` 100, so a loaded foot sticks
             until Coulomb's limit, as quadlit's stick-spring friction does (MuJoCo's default,
             a pyramidal cone with impratio 1, is a soft constraint that lets a foot creep).
+        body_contacts: the trunk box, a sphere of ``knee_radius`` at each knee and each shank
+            (calf capsule) collide with the ground too, with the feet's contact and friction
+            parameters (never with each other): a fallen robot lies on the floor instead of
+            sinking through it. Off by default, as in quadlit's engine, which only *detects*
+            trunk and knee touch (the balance task fails the episode there).
     Returns: the XML document as a string.
     """
     if actuators not in ("position", "motor", "none"):
@@ -73,7 +80,12 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
     add('    <geom contype="0" conaffinity="0" group="1" rgba="0.6 0.6 0.65 1"/>')
     add("  </default>")
     add("  <worldbody>")
-    add(f'    <geom name="floor" type="plane" size="0 0 0.05" contype="1" conaffinity="1" group="0" '
+    # the feet collide as contype 1, the rest of the body (body_contacts) as contype 2 with
+    # conaffinity 0: with the floor only (a pair collides when one's contype meets the other's conaffinity)
+    floor_affinity = 3 if body_contacts else 1
+    body = (f' contype="2" conaffinity="0" group="0" friction="{float(friction)!r} 0.005 0.0001"'
+            if body_contacts else "")
+    add(f'    <geom name="floor" type="plane" size="0 0 0.05" contype="1" conaffinity="{floor_affinity}" group="0" '
         f'friction="{float(friction)!r} 0.005 0.0001" rgba="0.3 0.35 0.4 1"/>')
     add('    <light pos="0 0 3" dir="0 0 -1" directional="true"/>')
 
@@ -85,7 +97,7 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
     add(f'    <body name="trunk" pos="0 0 {float(model.standing_height)!r}">')
     add('      <freejoint name="root"/>')
     inertial(0, "      ")
-    add(f'      <geom name="trunk" type="box" size="{_fmt(model.trunk_half_extents)}"/>')
+    add(f'      <geom name="trunk" type="box" size="{_fmt(model.trunk_half_extents)}"{body}/>')
     for leg in range(4):
         indent = "      "
         for k in range(3):
@@ -102,6 +114,12 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
                 add(f'{indent}<geom type="capsule" size="0.015" fromto="0 0 0 {_fmt(nxt)}"/>')
         foot = model.foot_pos[leg]
         add(f'{indent}<geom type="capsule" size="0.012" fromto="0 0 0 {_fmt(foot)}"/>')
+        if body_contacts:
+            # the shank stops a foot radius short of the foot's centre: a standing foot keeps its one contact
+            shank_end = np.asarray(foot) * (1.0 - float(model.foot_radius) / float(np.linalg.norm(foot)))
+            add(f'{indent}<geom name="{LEG_NAMES[leg]}_knee" type="sphere" size="{float(model.knee_radius)!r}"{body}/>')
+            add(f'{indent}<geom name="{LEG_NAMES[leg]}_shank" type="capsule" size="0.012" '
+                f'fromto="0 0 0 {_fmt(shank_end)}"{body}/>')
         add(f'{indent}<geom name="{LEG_NAMES[leg]}_foot" type="sphere" size="{float(model.foot_radius)!r}" '
             f'pos="{_fmt(foot)}" contype="1" conaffinity="1" group="0" friction="{float(friction)!r} 0.005 0.0001"/>')
         for _ in range(3):
@@ -154,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="position servos (pd mode), torque motors, or none")
     parser.add_argument("--stiff-friction", action="store_true",
                         help="elliptic friction cone, impratio 100: feet stick as in quadlit (see docs/sim2sim.md)")
+    parser.add_argument("--body-contacts", action="store_true",
+                        help="the trunk, knees and shanks collide with the ground too (a fallen robot lies on it)")
     args = parser.parse_args(argv)
-    text = to_mjcf(a1_model(), SimParams(), actuators=args.actuators, stiff_friction=args.stiff_friction)
+    text = to_mjcf(a1_model(), SimParams(), actuators=args.actuators, stiff_friction=args.stiff_friction,
+                   body_contacts=args.body_contacts)
     if args.out is None:
         sys.stdout.write(text)
     else:
