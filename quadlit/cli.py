@@ -4,6 +4,7 @@
     quadlit validate --config configs/reach.yaml --ckpt_path lightning_logs/version_0/checkpoints/last.ckpt
     quadlit bench reach|physics|train|soak|render
     quadlit export-mjcf --out a1.xml
+    quadlit sim2sim --ckpt_path PATH
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ tools:
   record       episode to GIF:   quadlit record --ckpt_path PATH --out episode.gif
   export       ONNX policy:      quadlit export --ckpt_path PATH --format onnx
   export-mjcf  robot as MJCF:    quadlit export-mjcf --out a1.xml
+  sim2sim      policy in MuJoCo: quadlit sim2sim --ckpt_path PATH   (pip install 'quadlit[mujoco]')
   bench        benchmarks:       quadlit bench physics|reach|train|versus-sb3|soak|render|fingerprint|compile
   tune         hyperparameters:  quadlit tune --config configs/balance.yaml --trials 20   (Optuna)
 
@@ -55,6 +57,7 @@ TOOL_COMMANDS = {
     "export": "quadlit.export:main",
     "play": "quadlit.play:main",
     "record": "quadlit.record:main",
+    "sim2sim": "quadlit.sim2sim:main",
     "tune": "quadlit.tune:main",
 }
 

@@ -3,8 +3,9 @@
     quadlit export-mjcf [--out FILE]      # the CLI calls main(argv)
 
 The model has a free joint on the trunk, one hinge per joint (range, damping, armature), a
-sphere per foot and a ground plane; only the feet collide (the trunk box and leg capsules are
-visual, like the quadlit engine, which only *detects* trunk/knee ground contact). Actuators are
+sphere per foot and a ground plane; by default only the feet collide (the trunk box and leg
+capsules are visual, like the quadlit engine, which only *detects* trunk/knee ground contact);
+``--body-contacts`` makes the trunk, knees and shanks collide with the ground too. Actuators are
 ``position`` servos with the record's Kp/Kd and torque limits (quadlit's ``pd`` motor mode,
 control = target angle) or plain ``motor``s (``torque`` mode, control = torque in N·m).
 """
@@ -20,13 +21,25 @@ import numpy as np
 from quadlit.physics.model import BODY_NAMES, JOINT_NAMES, LEG_NAMES, RobotModel, SimParams, a1_model
 
 
+#: Slices of ``MjData.sensordata`` when ``to_mjcf(..., sensors=True)``: world-frame positions (m)
+#: of the trunk origin, the knee joints (calf body origins) and the foot sphere centres, and the
+#: trunk orientation (unit quaternion wxyz, trunk -> world).
+SENSOR_LAYOUT = {
+    "trunk_pos": slice(0, 3),
+    "trunk_quat": slice(3, 7),
+    "knee_pos": slice(7, 19),  # (4, 3) FL FR RL RR
+    "foot_pos": slice(19, 31),  # (4, 3) FL FR RL RR
+}
+
+
 def _fmt(*values) -> str:
     return " ".join(repr(float(v)) for v in np.concatenate([np.ravel(v) for v in values]))
 
 
 def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool | None = None,
             joint_limits: bool | None = None, actuators: str = "position", friction: float = 1.0,
-            name: str = "quadlit_a1") -> str:
+            name: str = "quadlit_a1", sensors: bool = False, stiff_friction: bool = False,
+            body_contacts: bool = False) -> str:
     """MJCF text of ``model``.
 
     Args:
@@ -34,6 +47,17 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
             ``joint_limits`` default to ``sim.contacts`` / ``sim.joint_limits``.
         actuators: "position" (PD servos), "motor" (torque), or "none".
         friction: foot-ground sliding friction coefficient.
+        sensors: add the position sensors ``quadlit sim2sim`` reads after every physics step
+            (``SENSOR_LAYOUT``: trunk origin and orientation, knee joints, foot centres, world
+            frame); they change nothing in the dynamics.
+        stiff_friction: an elliptic friction cone with ``impratio`` 100, so a loaded foot sticks
+            until Coulomb's limit, as quadlit's stick-spring friction does (MuJoCo's default,
+            a pyramidal cone with impratio 1, is a soft constraint that lets a foot creep).
+        body_contacts: the trunk box, a sphere of ``knee_radius`` at each knee and each shank
+            (calf capsule) collide with the ground too, with the feet's contact and friction
+            parameters (never with each other): a fallen robot lies on the floor instead of
+            sinking through it. Off by default, as in quadlit's engine, which only *detects*
+            trunk and knee touch (the balance task fails the episode there).
     Returns: the XML document as a string.
     """
     if actuators not in ("position", "motor", "none"):
@@ -47,7 +71,8 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
     flags = [] if contacts else ['contact="disable"']
     if not joint_limits:
         flags.append('limit="disable"')
-    add(f'  <option timestep="{float(sim.dt)!r}" gravity="0 0 {-float(sim.gravity)!r}" integrator="Euler">')
+    cone = ' cone="elliptic" impratio="100"' if stiff_friction else ""
+    add(f'  <option timestep="{float(sim.dt)!r}" gravity="0 0 {-float(sim.gravity)!r}" integrator="Euler"{cone}>')
     if flags:
         add(f"    <flag {' '.join(flags)}/>")
     add("  </option>")
@@ -55,7 +80,12 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
     add('    <geom contype="0" conaffinity="0" group="1" rgba="0.6 0.6 0.65 1"/>')
     add("  </default>")
     add("  <worldbody>")
-    add(f'    <geom name="floor" type="plane" size="0 0 0.05" contype="1" conaffinity="1" group="0" '
+    # the feet collide as contype 1, the rest of the body (body_contacts) as contype 2 with
+    # conaffinity 0: with the floor only (a pair collides when one's contype meets the other's conaffinity)
+    floor_affinity = 3 if body_contacts else 1
+    body = (f' contype="2" conaffinity="0" group="0" friction="{float(friction)!r} 0.005 0.0001"'
+            if body_contacts else "")
+    add(f'    <geom name="floor" type="plane" size="0 0 0.05" contype="1" conaffinity="{floor_affinity}" group="0" '
         f'friction="{float(friction)!r} 0.005 0.0001" rgba="0.3 0.35 0.4 1"/>')
     add('    <light pos="0 0 3" dir="0 0 -1" directional="true"/>')
 
@@ -67,7 +97,7 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
     add(f'    <body name="trunk" pos="0 0 {float(model.standing_height)!r}">')
     add('      <freejoint name="root"/>')
     inertial(0, "      ")
-    add(f'      <geom name="trunk" type="box" size="{_fmt(model.trunk_half_extents)}"/>')
+    add(f'      <geom name="trunk" type="box" size="{_fmt(model.trunk_half_extents)}"{body}/>')
     for leg in range(4):
         indent = "      "
         for k in range(3):
@@ -84,6 +114,12 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
                 add(f'{indent}<geom type="capsule" size="0.015" fromto="0 0 0 {_fmt(nxt)}"/>')
         foot = model.foot_pos[leg]
         add(f'{indent}<geom type="capsule" size="0.012" fromto="0 0 0 {_fmt(foot)}"/>')
+        if body_contacts:
+            # the shank stops a foot radius short of the foot's centre: a standing foot keeps its one contact
+            shank_end = np.asarray(foot) * (1.0 - float(model.foot_radius) / float(np.linalg.norm(foot)))
+            add(f'{indent}<geom name="{LEG_NAMES[leg]}_knee" type="sphere" size="{float(model.knee_radius)!r}"{body}/>')
+            add(f'{indent}<geom name="{LEG_NAMES[leg]}_shank" type="capsule" size="0.012" '
+                f'fromto="0 0 0 {_fmt(shank_end)}"{body}/>')
         add(f'{indent}<geom name="{LEG_NAMES[leg]}_foot" type="sphere" size="{float(model.foot_radius)!r}" '
             f'pos="{_fmt(foot)}" contype="1" conaffinity="1" group="0" friction="{float(friction)!r} 0.005 0.0001"/>')
         for _ in range(3):
@@ -101,6 +137,15 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
             else:
                 add(f'    <motor name="{jn}" joint="{jn}" ctrlrange="{-lim!r} {lim!r}"/>')
         add("  </actuator>")
+    if sensors:
+        add("  <sensor>")
+        add('    <framepos name="trunk_pos" objtype="xbody" objname="trunk"/>')
+        add('    <framequat name="trunk_quat" objtype="xbody" objname="trunk"/>')
+        for leg in LEG_NAMES:
+            add(f'    <framepos name="{leg}_knee_pos" objtype="xbody" objname="{leg}_calf"/>')
+        for leg in LEG_NAMES:
+            add(f'    <framepos name="{leg}_foot_pos" objtype="geom" objname="{leg}_foot"/>')
+        add("  </sensor>")
     qpos = _fmt(0.0, 0.0, model.standing_height, 1.0, 0.0, 0.0, 0.0, model.default_q)
     ctrl = f' ctrl="{_fmt(model.default_q)}"' if actuators == "position" else ""
     add("  <keyframe>")
@@ -125,8 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output file (default: standard output)")
     parser.add_argument("--actuators", choices=("position", "motor", "none"), default="position",
                         help="position servos (pd mode), torque motors, or none")
+    parser.add_argument("--stiff-friction", action="store_true",
+                        help="elliptic friction cone, impratio 100: feet stick as in quadlit (see docs/sim2sim.md)")
+    parser.add_argument("--body-contacts", action="store_true",
+                        help="the trunk, knees and shanks collide with the ground too (a fallen robot lies on it)")
     args = parser.parse_args(argv)
-    text = to_mjcf(a1_model(), SimParams(), actuators=args.actuators)
+    text = to_mjcf(a1_model(), SimParams(), actuators=args.actuators, stiff_friction=args.stiff_friction,
+                   body_contacts=args.body_contacts)
     if args.out is None:
         sys.stdout.write(text)
     else:
