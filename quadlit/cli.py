@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
 
 import yaml
 from jsonargparse import ArgumentError
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
@@ -129,13 +131,39 @@ class QuadlitCLI(LightningCLI):
         if sub == "fit":
             self._resume_version = (root, version)
 
+    def _check_output_dir(self) -> None:
+        """The run directory must be creatable: checked before anything is built or written, so a
+        default_root_dir that is a file, or lies in a read-only place, is one line, not a traceback
+        after a half-made run."""
+        sub, cfg = self._subcommand_config()
+        if not sub:
+            return
+        root = Path(cfg.get("trainer", {}).get("default_root_dir") or os.getcwd()).absolute()
+        existing = root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            where = "is a file" if existing == root else f"lies under {existing}, which is a file"
+            raise ConfigError(f"trainer.default_root_dir: {root} {where}; give a directory")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"trainer.default_root_dir: cannot write to {existing} (read-only or no permission)")
+
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
         # LightningCLI reads the checkpoint's hyperparameters right after parsing (in its private
         # _parse_ckpt_path): resolve "last" and check the file first, so a bad one gets one clear
         # line (tests/test_cli.py and tests/training/test_resume.py pin this order)
+        self._check_output_dir()
         self._resolve_last()
         self._check_ckpt_path()
+
+    def before_instantiate_classes(self) -> None:
+        _, cfg = self._subcommand_config()
+        if cfg and cfg.get("trainer", {}).get("enable_checkpointing") is False:
+            # the user turned checkpoints off: drop the default checkpoint callbacks (Lightning
+            # refuses a ModelCheckpoint together with enable_checkpointing=False)
+            callbacks = self.trainer_defaults.get("callbacks", [])
+            self.trainer_defaults["callbacks"] = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
 
     def instantiate_classes(self) -> None:
         # constructors validate their arguments; what they reject is the user's input
@@ -143,6 +171,8 @@ class QuadlitCLI(LightningCLI):
             super().instantiate_classes()
         except (ValueError, TypeError) as exc:
             raise ConfigError(str(exc)) from exc
+        except MisconfigurationException as exc:  # the Trainer's flags (accelerator, max_epochs, ...)
+            raise ConfigError(f"trainer: {exc}") from exc
         if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a user's own plugin
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         resume = getattr(self, "_resume_version", None)
@@ -153,6 +183,36 @@ class QuadlitCLI(LightningCLI):
                 and Path(logger.root_dir) == resume[0] / "lightning_logs":
             # the default logger: continue the resumed run's directory instead of opening a new one
             self.trainer.logger = TensorBoardLogger(save_dir=resume[0], name="lightning_logs", version=resume[1])
+
+    # LightningCLI runs a subcommand through the method of that name when the CLI has one
+    def fit(self, model, **kwargs) -> None:
+        self._run_trainer(self.trainer.fit, model, **kwargs)
+
+    def validate(self, model, **kwargs) -> None:
+        self._run_trainer(self.trainer.validate, model, **kwargs)
+
+    def test(self, model, **kwargs) -> None:
+        self._run_trainer(self.trainer.test, model, **kwargs)
+
+    def _run_trainer(self, fn, model, **kwargs) -> None:
+        """Run a Trainer entry point; when it fails on the user's input (memory, an output path,
+        a configuration Lightning rejects) before its first checkpoint, remove the run directory
+        it created, so bad input leaves nothing behind."""
+        logger = self.trainer.logger
+        created: list[Path] = []  # the run directory and those of its parents that this run would create
+        if isinstance(logger, TensorBoardLogger) and rank_zero_only.rank == 0:
+            log_dir = Path(logger.log_dir).absolute()
+            created = [d for d in (log_dir, log_dir.parent, log_dir.parent.parent) if not d.exists()]
+        try:
+            fn(model, **kwargs)
+        except (ConfigError, MisconfigurationException, MemoryError, OSError):
+            saved = any(c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks)
+            if created and not saved:
+                shutil.rmtree(created[0], ignore_errors=True)
+                for parent in created[1:]:
+                    if parent.is_dir() and not any(parent.iterdir()):
+                        parent.rmdir()
+            raise
 
 
 def default_callbacks() -> list:
@@ -251,10 +311,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("quadlit: interrupted", file=sys.stderr)
         return 130
-    except (ConfigError, ArgumentError, yaml.YAMLError) as exc:
+    except (ConfigError, ArgumentError, yaml.YAMLError, MisconfigurationException) as exc:
         if debug:
             raise
         print(f"quadlit: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:  # an allocation sized by the input (data.num_envs, network sizes...)
+        if debug:
+            raise
+        print(f"quadlit: error: out of memory: {_one_line(exc)} (lower data.num_envs or the network sizes)",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output path that cannot be written, an input file that cannot be read
+        if debug:
+            raise
+        detail = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else _one_line(exc)
+        print(f"quadlit: error: {detail}", file=sys.stderr)
         return 2
 
 

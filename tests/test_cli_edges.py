@@ -1,0 +1,115 @@
+"""The edges of the command line: whole classes of error (Lightning's configuration errors,
+output paths that cannot be written, memory exhaustion) are one line on stderr, exit status 2,
+and leave nothing behind."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from quadlit.cli import main
+from tests.tiny import REPO, TINY
+
+
+def _fit_args(root: Path, *extra: str) -> list[str]:
+    return ["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.max_epochs", "1",
+            "--trainer.default_root_dir", str(root), *extra]
+
+
+def _files(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+def _assert_one_line(capsys, code: int, needle: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("quadlit: error:") and needle in err, err
+    return err
+
+
+# (name, extra arguments, text the line must contain)
+TRAINER_FLAGS = [
+    ("max_epochs_negative", ["--trainer.max_epochs", "-2"], "max_epochs"),
+    ("devices_zero", ["--trainer.devices", "0"], "trainer"),
+    ("num_envs_beyond_memory", ["--data.num_envs", "1000000000"], "data.num_envs"),
+]
+
+
+@pytest.mark.parametrize("extra,needle", [c[1:] for c in TRAINER_FLAGS], ids=[c[0] for c in TRAINER_FLAGS])
+def test_rejected_trainer_and_size_flags_are_one_line(tmp_path, capsys, extra, needle):
+    root = tmp_path / "out"
+    _assert_one_line(capsys, main(_fit_args(root, *extra)), needle)
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_accelerator_without_a_gpu(tmp_path, capsys):
+    _assert_one_line(capsys, main(_fit_args(tmp_path / "out", "--trainer.accelerator", "gpu")), "gpu")
+    assert _files(tmp_path) == []
+
+
+def test_root_dir_that_is_a_file(tmp_path, capsys):
+    root = tmp_path / "out"
+    root.write_text("not a directory")
+    _assert_one_line(capsys, main(_fit_args(root)), "default_root_dir")
+    assert _files(tmp_path) == ["out"] and root.read_text() == "not a directory"
+
+
+def test_root_dir_below_a_file(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    _assert_one_line(capsys, main(_fit_args(tmp_path / "file" / "runs")), "is a file")
+    assert _files(tmp_path) == ["file"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_root_dir(tmp_path, capsys):
+    root = tmp_path / "ro"
+    root.mkdir()
+    root.chmod(0o555)
+    try:
+        _assert_one_line(capsys, main(_fit_args(root)), "cannot write")
+        assert _files(root) == []
+    finally:
+        root.chmod(0o755)
+
+
+def test_root_dir_that_cannot_be_created(tmp_path, capsys):
+    # /proc accepts no new directories, not even from root: the OSError comes from Lightning's
+    # logger and is caught at the edge
+    _assert_one_line(capsys, main(_fit_args(Path("/proc/quadlit-no-such-dir/runs"))), "/proc/quadlit-no-such-dir")
+
+
+def test_memory_exhausted_while_building_environments_leaves_no_run_dir(tmp_path, capsys, monkeypatch):
+    import quadlit.training.data as data_mod
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError("Unable to allocate 26.1 GiB for an array with shape (1000000000, 7)")
+
+    monkeypatch.setattr(data_mod, "make_task", exhausted)
+    root = tmp_path / "out"
+    _assert_one_line(capsys, main(_fit_args(root)), "out of memory")
+    assert _files(tmp_path) == []  # Lightning had created version_0 and an events file: removed
+
+
+def test_memory_exhausted_keeps_a_root_dir_that_existed(tmp_path, capsys, monkeypatch):
+    import quadlit.training.data as data_mod
+
+    monkeypatch.setattr(data_mod, "make_task", lambda *a, **k: (_ for _ in ()).throw(MemoryError("no memory")))
+    (tmp_path / "lightning_logs" / "version_0").mkdir(parents=True)
+    (tmp_path / "lightning_logs" / "version_0" / "keep.txt").write_text("an earlier run")
+    _assert_one_line(capsys, main(_fit_args(tmp_path)), "out of memory")
+    assert _files(tmp_path) == ["lightning_logs", "lightning_logs/version_0", "lightning_logs/version_0/keep.txt"]
+
+
+def test_export_mjcf_into_a_missing_directory(tmp_path, capsys):
+    out = tmp_path / "missing" / "a1.xml"
+    _assert_one_line(capsys, main(["export-mjcf", "--out", str(out)]), str(out))
+    assert _files(tmp_path) == []
+
+
+def test_training_with_checkpointing_off_writes_no_checkpoint(tmp_path, capsys):
+    assert main(_fit_args(tmp_path, "--trainer.enable_checkpointing", "false")) == 0
+    assert list(tmp_path.rglob("*.ckpt")) == []
+    assert len(list(tmp_path.rglob("config.yaml"))) == 1
