@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -24,7 +25,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from quadlit.errors import ConfigError, TrainingDiverged
+from quadlit.errors import ConfigError, RunInterrupted, TrainingDiverged
 from quadlit.tasks import TASK_NAMES, task_params_from_dict, task_spec
 from quadlit.training.checkpoint import AtomicCheckpointIO, find_last_checkpoint, read_checkpoint
 from quadlit.training.data import RolloutDataModule
@@ -213,6 +214,26 @@ class QuadlitCLI(LightningCLI):
                     if parent.is_dir() and not any(parent.iterdir()):
                         parent.rmdir()
             raise
+        except SystemExit:
+            # Lightning turns Ctrl-C into a graceful shutdown followed by sys.exit(1)
+            if not self.trainer.interrupted:
+                raise
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
+            raise RunInterrupted(self._continue_from()) from None
+
+    def _continue_from(self) -> str:
+        """What an interrupted run can continue from, in one line."""
+        callbacks = self.trainer.checkpoint_callbacks
+        last = next((c.last_model_path for c in callbacks if c.last_model_path), "")
+        last = last or next((c.best_model_path for c in callbacks if c.best_model_path), "")
+        step = self.trainer.global_step
+        if self.subcommand != "fit":
+            return f"interrupted during {self.subcommand}"
+        if not callbacks:
+            return f"interrupted at step {step}; checkpointing is off, so the run cannot be continued"
+        if not last:
+            return f"interrupted at step {step}, before the first checkpoint: nothing to continue from"
+        return f"interrupted at step {step}; continue with --ckpt_path {last}"
 
 
 def default_callbacks() -> list:
@@ -274,10 +295,18 @@ def _one_line(exc: BaseException) -> str:
     return lines[0]
 
 
+def _not_lightning_interrupt_note(record: logging.LogRecord) -> bool:
+    return "Detected KeyboardInterrupt" not in str(record.msg)
+
+
 def quiet_known_warnings() -> None:
     """Silence warnings that say nothing actionable to a quadlit user."""
     os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    # quadlit says in one line what was interrupted and where to continue from
+    interrupt_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _not_lightning_interrupt_note not in interrupt_log.filters:
+        interrupt_log.addFilter(_not_lightning_interrupt_note)
     for pattern in (
         r".*does not have many workers.*",  # rollouts are collected in-process on purpose
         r".*isinstance\(treespec, LeafSpec\).*",
@@ -308,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"quadlit: error: {exc}", file=sys.stderr)
         return 3
+    except RunInterrupted as exc:
+        _note(str(exc))
+        return 130
     except KeyboardInterrupt:
         print("quadlit: interrupted", file=sys.stderr)
         return 130

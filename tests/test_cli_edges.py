@@ -113,3 +113,28 @@ def test_training_with_checkpointing_off_writes_no_checkpoint(tmp_path, capsys):
     assert main(_fit_args(tmp_path, "--trainer.enable_checkpointing", "false")) == 0
     assert list(tmp_path.rglob("*.ckpt")) == []
     assert len(list(tmp_path.rglob("config.yaml"))) == 1
+
+
+def test_ctrl_c_during_fit_exits_130_naming_the_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "quadlit.cli", *_fit_args(tmp_path, "--trainer.max_epochs", "1000")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    start = time.monotonic()
+    while not list(tmp_path.rglob("last.ckpt")):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() - start < 300
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    notes = [line for line in err.splitlines() if "interrupted" in line]
+    assert len(notes) == 1 and err.strip().splitlines()[-1] == notes[0], err
+    last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert notes[0].endswith(f"continue with --ckpt_path {last}"), notes[0]
+    assert torch.load(last, weights_only=True)["global_step"] > 0
