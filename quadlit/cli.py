@@ -27,7 +27,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from quadlit.errors import ConfigError, RunInterrupted, TrainingDiverged
 from quadlit.tasks import TASK_NAMES, task_params_from_dict, task_spec
-from quadlit.training.checkpoint import AtomicCheckpointIO, find_last_checkpoint, read_checkpoint
+from quadlit.training.checkpoint import AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint, read_checkpoint
 from quadlit.training.data import RolloutDataModule
 from quadlit.training.module import QuadlitModule
 from quadlit.training.video import EvalVideo
@@ -62,6 +62,28 @@ TOOL_COMMANDS = {
 }
 
 
+#: Model fields linked from the data module (never given by the user).
+LINKED_MODEL_SIZES = ("obs_dim", "action_dim", "privileged_dim")
+
+#: Model fields that a run continued from a checkpoint may change: they are read at every update
+#: (the learning rates are set on the restored optimizers). The others shape the networks or
+#: seed their random streams, which the checkpoint fixes.
+RESUMABLE_MODEL_FIELDS = frozenset({
+    "lr", "wm_lr", "critic_lr", "gamma", "gae_lambda", "clip_ratio", "value_clip", "entropy_coef", "value_coef",
+    "max_grad_norm", "ppo_epochs", "num_minibatches", "wm_updates", "wm_batch_size", "desired_kl",
+    "max_nonfinite_iterations",
+})
+
+
+def _model_flags(args) -> set[str]:
+    """The model fields given on the command line as ``--model.NAME VALUE`` or ``--model.NAME=VALUE``."""
+    flags = set()
+    for arg in args if isinstance(args, (list, tuple)) else ():
+        if isinstance(arg, str) and arg.startswith("--model."):
+            flags.add(arg[len("--model."):].split("=", 1)[0].split(".", 1)[0])
+    return flags
+
+
 def _note(message: str) -> None:
     """A one-line message on stderr, from the first process only (DDP starts one per rank)."""
     if rank_zero_only.rank == 0:
@@ -89,11 +111,17 @@ class QuadlitCLI(LightningCLI):
         if not ckpt or ckpt in ("last", "best", "hpc", "registry"):
             return
         contents = read_checkpoint(ckpt)
+        self._ckpt_hparams = {k: v for k, v in contents.get("hyper_parameters", {}).items() if not k.startswith("_")}
         dm_state = contents.get("RolloutDataModule") or {}
         task = cfg.get("data", {}).get("task")
         saved_task = dm_state.get("task_name")
         if saved_task and task and saved_task != task:
             raise ConfigError(f"--ckpt_path: {ckpt} was trained on task {saved_task!r}, but data.task is {task!r}")
+        num_envs, saved_envs = cfg.get("data", {}).get("num_envs"), dm_state.get("num_envs")
+        if sub == "fit" and isinstance(num_envs, int) and saved_envs is not None and num_envs != saved_envs:
+            # refused here, before Lightning rewrites the run's config.yaml and opens an events file
+            raise ConfigError(f"--ckpt_path: {ckpt} holds {saved_envs} environments, but data.num_envs is "
+                              f"{num_envs}; set data.num_envs={saved_envs} (or 'auto') to resume")
         # the network sizes come from the checkpoint (Lightning applies its hyperparameters);
         # the observation and action sizes come from the task and must agree with them
         hp = contents.get("hyper_parameters", {})
@@ -111,7 +139,7 @@ class QuadlitCLI(LightningCLI):
                     raise ConfigError(f"--ckpt_path: {ckpt} has {key}={hp[key]}, but task {task!r} has {key}={size}")
 
     def _resolve_last(self) -> None:
-        """``--ckpt_path last`` means the ``last.ckpt`` of the newest run under the default root
+        """``--ckpt_path last`` means the newest ``last*.ckpt`` of the newest run under the default root
         directory (Lightning alone would look only in the new run's own, empty, directory and
         silently start from scratch). A resumed fit keeps logging into that run's directory."""
         self._resume_version = None
@@ -151,6 +179,16 @@ class QuadlitCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
+        # what --model.* options asked for: LightningCLI then replaces the whole model section
+        # with the checkpoint's hyperparameters (before_instantiate_classes puts them back or refuses)
+        _, cfg = self._subcommand_config()
+        model_cfg = cfg.get("model") if cfg else None
+        self._model_asked = {}
+        if model_cfg is not None:
+            given = _model_flags(sys.argv[1:] if args is None else args)
+            self._model_asked = {k: v for k, v in model_cfg.as_dict().items() if k in given}
+            self._model_from_config = {k: v for k, v in model_cfg.as_dict().items() if k not in LINKED_MODEL_SIZES}
+        self._ckpt_hparams = {}
         # LightningCLI reads the checkpoint's hyperparameters right after parsing (in its private
         # _parse_ckpt_path): resolve "last" and check the file first, so a bad one gets one clear
         # line (tests/test_cli.py and tests/training/test_resume.py pin this order)
@@ -158,7 +196,32 @@ class QuadlitCLI(LightningCLI):
         self._resolve_last()
         self._check_ckpt_path()
 
+    def _apply_model_overrides(self) -> None:
+        """A run continued from a checkpoint takes the checkpoint's model hyperparameters; a
+        ``--model.*`` option that differs is applied when it can change mid-run (and so recorded in
+        config.yaml and in later checkpoints), or refused in one line when it cannot."""
+        saved = getattr(self, "_ckpt_hparams", {})
+        _, cfg = self._subcommand_config()
+        if not saved or not cfg:
+            return
+        changed = {k: v for k, v in self._model_asked.items() if k in saved and saved[k] != v}
+        fixed = sorted(k for k in changed if k not in RESUMABLE_MODEL_FIELDS)
+        if fixed:
+            was = ", ".join(f"{k}={saved[k]!r}" for k in fixed)
+            raise ConfigError(f"--ckpt_path: {', '.join('--model.' + k for k in fixed)} cannot change in a run continued "
+                              f"from a checkpoint (it has {was}); drop the option or start a new run")
+        for key, value in changed.items():
+            cfg["model"][key] = value
+        if changed:
+            _note("applying " + ", ".join(f"--model.{k} {v} (the checkpoint had {saved[k]})" for k, v in changed.items()))
+        ignored = sorted(k for k, v in self._model_from_config.items()
+                         if k in saved and saved[k] != v and k not in self._model_asked)
+        if ignored:
+            _note(f"model.{', model.'.join(ignored)}: the checkpoint's values are kept (the config's differ; "
+                  f"give --model.KEY VALUE to change one)")
+
     def before_instantiate_classes(self) -> None:
+        self._apply_model_overrides()
         _, cfg = self._subcommand_config()
         if cfg and cfg.get("trainer", {}).get("enable_checkpointing") is False:
             # the user turned checkpoints off: drop the default checkpoint callbacks (Lightning
@@ -241,10 +304,10 @@ def default_callbacks() -> list:
     return [
         # latest-*.ckpt and last.ckpt after every epoch, whether or not an evaluation ran: nothing
         # is lost on a crash (Lightning writes last.ckpt only when a regular checkpoint was saved)
-        ModelCheckpoint(save_last=True, save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True,
-                        filename="latest-{step}", auto_insert_metric_name=False),
-        ModelCheckpoint(monitor="eval/return", mode="max", save_top_k=1, filename="best-{step}",
-                        auto_insert_metric_name=False),
+        RunCheckpoint(save_last=True, save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True,
+                      filename="latest-{step}", auto_insert_metric_name=False),
+        RunCheckpoint(monitor="eval/return", mode="max", save_top_k=1, filename="best-{step}",
+                      auto_insert_metric_name=False),
         EvalVideo(),
     ]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from quadlit.errors import ConfigError
@@ -111,15 +112,64 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _saved_step(path: Path) -> int:
+    """The global step a checkpoint file was saved at (-1 when it cannot be read)."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1))
+    except Exception:  # noqa: BLE001  (an unreadable file is simply not the newest)
+        return -1
+
+
+def newest_last_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest ``last*.ckpt`` in a run's checkpoint directory: Lightning writes ``last-v1.ckpt``,
+    ``last-v2.ckpt``... beside a ``last.ckpt`` it did not write itself (a run that was moved or
+    copied before it was resumed), so ``last.ckpt`` alone may be stale. Newest = the highest saved
+    step, then the latest modification."""
+    found = [p for p in checkpoints.glob("last*.ckpt") if re.fullmatch(r"last(-v\d+)?\.ckpt", p.name) and p.is_file()]
+    if not found:
+        return None
+    return max(found, key=lambda p: (_saved_step(p), p.stat().st_mtime_ns, p.name))
+
+
 def find_last_checkpoint(root: str | Path, name: str = "lightning_logs") -> tuple[Path, int] | None:
-    """The ``last.ckpt`` of the newest run under ``root/name/version_*`` that has one, with
-    that run's version number; None when no run has saved one."""
+    """The newest ``last*.ckpt`` (see ``newest_last_checkpoint``) of the newest run under
+    ``root/name/version_*`` that has one, with that run's version number; None when no run has
+    saved one."""
     runs = []
     for d in (Path(root) / name).glob("version_*"):
         m = re.fullmatch(r"version_(\d+)", d.name)
-        if m and (d / "checkpoints" / "last.ckpt").is_file():
-            runs.append((int(m.group(1)), d / "checkpoints" / "last.ckpt"))
-    if not runs:
-        return None
-    version, path = max(runs)
-    return path, version
+        if m and (d / "checkpoints").is_dir():
+            runs.append((int(m.group(1)), d / "checkpoints"))
+    for version, checkpoints in sorted(runs, reverse=True):
+        path = newest_last_checkpoint(checkpoints)
+        if path is not None:
+            return path, version
+    return None
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, continuing the files of a run directory that was moved or copied.
+
+    Lightning forgets its saved file names when the checkpoint directory changed since they were
+    written; it then treats the run's own ``last.ckpt`` as a stranger's and writes ``last-v1.ckpt``
+    beside it, so every later ``--ckpt_path last`` would start again from the stale file. When the
+    saved files are present under the new directory, their names are carried over instead.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_dir = state_dict.get("dirpath")
+        if self.dirpath and saved_dir and os.path.abspath(saved_dir) != os.path.abspath(self.dirpath):
+            def here(path: str | None) -> str | None:
+                return os.path.join(self.dirpath, os.path.basename(path)) if path else path
+
+            anchor = state_dict.get("last_model_path") or state_dict.get("best_model_path")
+            if not anchor or os.path.isfile(here(anchor)):  # this run's own files (if any), moved here
+                state_dict = {
+                    **state_dict,
+                    "dirpath": self.dirpath,
+                    "best_model_path": here(state_dict.get("best_model_path")),
+                    "kth_best_model_path": here(state_dict.get("kth_best_model_path")),
+                    "last_model_path": here(state_dict.get("last_model_path")),
+                    "best_k_models": {here(k): v for k, v in (state_dict.get("best_k_models") or {}).items()},
+                }
+        super().load_state_dict(state_dict)

@@ -203,6 +203,7 @@ class QuadlitModule(L.LightningModule):
         self.register_buffer("env_steps", torch.tensor(0, dtype=torch.int64))
         self._saved_action_state: torch.Tensor | None = None
         self._nonfinite_streak = 0
+        self._saved_hparams: dict[str, Any] = {}  # the hyperparameters of a checkpoint this run continues
 
     # ----------------------------------------------------------------------------- optimizers
     def configure_optimizers(self):
@@ -271,6 +272,21 @@ class QuadlitModule(L.LightningModule):
                 np.random.set_state(("MT19937", np_gen["keys"].numpy().astype(np.uint32), np_gen["pos"],
                                      np_gen["has_gauss"], np_gen["cached_gaussian"]))
         self._nonfinite_streak = int(checkpoint.get("quadlit_nonfinite_streak", 0))
+        self._saved_hparams = dict(checkpoint.get("hyper_parameters", {}))
+
+    def on_train_start(self) -> None:
+        # the optimizers were restored with the checkpoint's learning rates (the policy's as adapted
+        # by the KL schedule); a learning rate given anew for the continued run replaces them
+        saved = self._saved_hparams
+        if not saved:
+            return
+        ppo, wm = self.optimizers()
+        groups = {"lr": ppo.param_groups[0], "wm_lr": wm.param_groups[0]}
+        if self.critic is not None:
+            groups["critic_lr"] = ppo.param_groups[1]
+        for name, group in groups.items():
+            if name in saved and saved[name] != self.hparams[name]:
+                group["lr"] = self.hparams[name]
 
     def rollout_policy(self) -> RolloutPolicy:
         """Hook for the data module: the current networks that collect the next rollout."""
