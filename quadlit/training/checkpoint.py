@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -34,6 +35,40 @@ class LoadedRun:
     path: Path
 
 
+#: Key of the digest of a checkpoint's contents, stored in the checkpoint by AtomicCheckpointIO.
+DIGEST_KEY = "quadlit_digest"
+
+
+def state_digest(tree: Any) -> str:
+    """A digest of a checkpoint's contents: every tensor's dtype, shape and bytes and every plain
+    value, walked in a fixed order (dict keys sorted, lists and tuples alike, since a checkpoint
+    gives tuples back as lists). Equal for the state that was saved and the state loaded back."""
+    h = hashlib.blake2b(digest_size=32)
+
+    def feed(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(x, dict):
+            h.update(b"{")
+            for k in sorted(x, key=repr):
+                if k != DIGEST_KEY:
+                    h.update(repr(k).encode())
+                    feed(x[k])
+            h.update(b"}")
+        elif isinstance(x, (list, tuple)):
+            h.update(b"[")
+            for v in x:
+                feed(v)
+            h.update(b"]")
+        else:
+            h.update(f"{type(x).__name__}:{x!r}".encode())
+
+    feed(tree)
+    return "blake2b:" + h.hexdigest()
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint file's contents (CPU), with a one-line ConfigError for a missing,
     truncated or foreign file."""
@@ -47,6 +82,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                           f"({type(exc).__name__}: {(str(exc).strip().splitlines() or ['empty file'])[0][:120]})") from exc
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "RolloutDataModule" not in ckpt:
         raise ConfigError(f"--ckpt_path: {path} is not a quadlit training checkpoint")
+    saved = ckpt.get(DIGEST_KEY)  # absent in checkpoints written before digests were stored
+    if saved is not None and state_digest(ckpt) != saved:
+        raise ConfigError(f"--ckpt_path: {path} was changed or damaged after it was saved (its contents do not "
+                          f"match the digest stored in it); use another checkpoint")
     return ckpt
 
 
@@ -68,7 +107,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoint writes that a kill cannot corrupt.
+    """Checkpoint writes that a kill cannot corrupt, with a digest of their contents.
 
     The checkpoint is serialised in memory, written to a temporary file in the target's own
     directory, flushed to disk (fsync), and renamed over the target with ``os.replace``, which
@@ -76,6 +115,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     file or the new one, never a truncated one. (Lightning's default goes through an fsspec
     transaction whose temporary file lives in the system temp directory; when that is another
     file system, the final move is a copy and a kill during it truncates the checkpoint.)
+
+    The checkpoint also stores ``state_digest`` of its contents under ``DIGEST_KEY``;
+    ``read_checkpoint`` refuses a file whose contents no longer match it.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
@@ -84,7 +126,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
+        torch.save({**checkpoint, DIGEST_KEY: state_digest(checkpoint)}, buffer)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             with open(tmp, "wb") as f:

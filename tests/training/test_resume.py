@@ -235,3 +235,42 @@ def test_model_options_that_cannot_change_on_resume_are_refused_by_name(reach_ru
     assert err.startswith("quadlit: error:") and "--model.lstm_hidden" in err and "lstm_hidden=16" in err, err
     assert "--model.lr" not in err  # the learning rate could change; only the network size cannot
     assert _snapshot(root) == before
+
+
+def test_a_checkpoint_stores_a_digest_of_its_contents(reach_run):
+    from quadlit.training.checkpoint import DIGEST_KEY, read_checkpoint, state_digest
+
+    last = _last(reach_run)
+    state = read_checkpoint(last)  # verifies the digest: the saved and the loaded state agree
+    assert state[DIGEST_KEY].startswith("blake2b:") and state_digest(state) == state[DIGEST_KEY]
+    first = next(k for k, v in state["state_dict"].items() if v.is_floating_point() and v.numel() > 1)
+    state["state_dict"][first][0] += 1.0
+    assert state_digest(state) != state[DIGEST_KEY]
+
+
+@pytest.mark.parametrize("how", ["tensor_bytes_in_the_file", "weights_resaved"])
+def test_a_changed_checkpoint_is_refused_in_one_line(reach_run, tmp_path, capsys, how):
+    root = tmp_path / "run"
+    shutil.copytree(reach_run, root)
+    last = _last(root)
+    state = torch.load(last, weights_only=True)
+    name = next(k for k, v in state["state_dict"].items() if v.is_floating_point() and v.numel() >= 16)
+    if how == "tensor_bytes_in_the_file":  # one byte of a weight, flipped in place: the file still loads
+        data = bytearray(last.read_bytes())
+        at = data.find(state["state_dict"][name].numpy().tobytes())
+        assert at > 0
+        data[at + 5] ^= 0x40
+        last.write_bytes(bytes(data))
+        assert not torch.equal(torch.load(last, weights_only=True)["state_dict"][name], state["state_dict"][name])
+    else:  # the weights edited and saved again, the stored digest kept
+        state["state_dict"][name] += 0.5
+        torch.save(state, last)
+    before = _snapshot(root)
+    capsys.readouterr()
+    for command in ("fit", "validate"):
+        args = _reach(root, "--ckpt_path", str(last), "--trainer.max_epochs", "2")
+        args[0] = command
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "changed or damaged" in err[0] and str(last) in err[0], err
+    assert _snapshot(root) == before
