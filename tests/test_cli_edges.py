@@ -34,6 +34,7 @@ TRAINER_FLAGS = [
     ("max_epochs_negative", ["--trainer.max_epochs", "-2"], "max_epochs"),
     ("devices_zero", ["--trainer.devices", "0"], "trainer"),
     ("num_envs_beyond_memory", ["--data.num_envs", "1000000000"], "data.num_envs"),
+    ("push_beyond_its_bound", ["--data.balance.push_magnitude", "1e9"], "balance.push_magnitude must be <= 10.0"),
 ]
 
 
