@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 import yaml
-from jsonargparse import ArgumentError
+from jsonargparse import ActionYesNo, ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -94,6 +94,9 @@ class QuadlitCLI(LightningCLI):
     """LightningCLI with the data module's sizes linked into the model."""
 
     def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--untrained", action=ActionYesNo, default=False,
+                            help="validate/test without --ckpt_path: evaluate untrained (newly initialised) weights "
+                                 "on purpose (without it they refuse)")
         parser.link_arguments("data.obs_dim", "model.obs_dim", apply_on="instantiate")
         parser.link_arguments("data.action_dim", "model.action_dim", apply_on="instantiate")
         parser.link_arguments("data.privileged_dim", "model.privileged_dim", apply_on="instantiate")
@@ -177,8 +180,22 @@ class QuadlitCLI(LightningCLI):
         if not os.access(existing, os.W_OK | os.X_OK):
             raise ConfigError(f"trainer.default_root_dir: cannot write to {existing} (read-only or no permission)")
 
+    def _check_evaluated_weights(self) -> None:
+        """validate/test score the weights of a checkpoint; without one they would score a newly
+        initialised policy and exit 0, which is what nobody wants unless they say so."""
+        sub, cfg = self._subcommand_config()
+        if not sub:
+            return
+        if sub == "fit" and cfg.get("untrained"):
+            raise ConfigError("--untrained is for validate and test (fit always starts from untrained weights "
+                              "or --ckpt_path)")
+        if sub in ("validate", "test") and not cfg.get("ckpt_path") and not cfg.get("untrained"):
+            raise ConfigError(f"{sub} needs --ckpt_path PATH (or last) to evaluate trained weights; "
+                              f"give --untrained to evaluate newly initialised ones")
+
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
+        self._check_evaluated_weights()
         # what --model.* options asked for: LightningCLI then replaces the whole model section
         # with the checkpoint's hyperparameters (before_instantiate_classes puts them back or refuses)
         _, cfg = self._subcommand_config()

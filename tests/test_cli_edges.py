@@ -139,3 +139,18 @@ def test_ctrl_c_during_fit_exits_130_naming_the_checkpoint(tmp_path):
     last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert notes[0].endswith(f"continue with --ckpt_path {last}"), notes[0]
     assert torch.load(last, weights_only=True)["global_step"] > 0
+
+
+@pytest.mark.parametrize("command", ["validate", "test"])
+def test_evaluating_without_a_checkpoint_needs_untrained(tmp_path, capsys, command):
+    args = _fit_args(tmp_path / "out")
+    args[0] = command
+    _assert_one_line(capsys, main(args), "--untrained")
+    assert _files(tmp_path) == []
+    assert main([*args, "--untrained"]) == 0  # said on purpose: the newly initialised policy is scored
+    assert {"validate": "eval/", "test": "test/"}[command] in capsys.readouterr().out
+
+
+def test_untrained_is_refused_by_fit(tmp_path, capsys):
+    _assert_one_line(capsys, main(_fit_args(tmp_path / "out", "--untrained")), "--untrained")
+    assert _files(tmp_path) == []
