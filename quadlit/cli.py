@@ -84,6 +84,31 @@ def _model_flags(args) -> set[str]:
     return flags
 
 
+def _check_config_files(args) -> None:
+    """A ``--config`` file must hold a YAML mapping (jsonargparse says only "Unexpected config:"
+    of an empty one)."""
+    args = list(args) if isinstance(args, (list, tuple)) else []
+    for i, arg in enumerate(args):
+        if arg in ("-c", "--config") and i + 1 < len(args):
+            path = args[i + 1]
+        elif isinstance(arg, str) and arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        else:
+            continue
+        if not isinstance(path, str) or not Path(path).is_file():
+            continue  # a YAML string in place of a file, or a missing file: jsonargparse reports it
+        try:
+            content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            continue  # reported by jsonargparse with the position of the error
+        if content is None:
+            raise ConfigError(f"--config {path}: the file is empty; it needs a YAML mapping with trainer:, data: "
+                              f"and/or model: sections (see configs/*.yaml)")
+        if not isinstance(content, dict):
+            raise ConfigError(f"--config {path}: expected a YAML mapping with trainer:, data: and/or model: "
+                              f"sections, got a {type(content).__name__}")
+
+
 def _note(message: str) -> None:
     """A one-line message on stderr, from the first process only (DDP starts one per rank)."""
     if rank_zero_only.rank == 0:
@@ -194,6 +219,7 @@ class QuadlitCLI(LightningCLI):
                               f"give --untrained to evaluate newly initialised ones")
 
     def parse_arguments(self, parser, args) -> None:
+        _check_config_files(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
         self._check_evaluated_weights()
         # what --model.* options asked for: LightningCLI then replaces the whole model section
@@ -366,6 +392,8 @@ def _one_line(exc: BaseException) -> str:
     if lines[0].startswith("Problems parsing config"):
         detail = " ".join(lines).split(":", 1)[1].replace('in "<unicode string>", ', "")
         return f"config is not valid YAML:{detail}"
+    if "Does not validate against any of the Union subtypes" in msg:
+        return _union_error(lines)
     # jsonargparse nests the real cause at the end ("Parser key ...: Expected ...")
     if len(lines) > 1:
         key = next((ln for ln in lines if ln.startswith(("Parser key", "Key", "Problem with given class_path"))), None)
@@ -377,6 +405,31 @@ def _one_line(exc: BaseException) -> str:
 
 def _not_lightning_interrupt_note(record: logging.LogRecord) -> bool:
     return "Detected KeyboardInterrupt" not in str(record.msg)
+
+
+def _type_name(text: str) -> str:
+    """jsonargparse's spelling of a type, as a config would write it: <class 'int'> -> int,
+    typing.Literal['auto'] -> 'auto', NoneType -> null."""
+    text = text.strip()
+    if text.startswith("<class '") and text.endswith("'>"):
+        text = text[len("<class '"):-2]
+    if text.startswith("typing.Literal[") and text.endswith("]"):
+        text = text[len("typing.Literal["):-1]
+    return "null" if text == "NoneType" else text
+
+
+def _union_error(lines: list[str]) -> str:
+    """One line for a value that fits none of a union's types (jsonargparse lists each type's
+    reason on its own line under "Errors:" and the value under "Given value:")."""
+    key = lines[0].rstrip(":")
+    reasons = []
+    for line in lines:
+        if line.startswith("- "):
+            reason = line[2:].strip()
+            reasons.append(_type_name(reason[len("Expected a "):]) if reason.startswith("Expected a ") else reason)
+    given = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Given value:")), None)
+    allowed = " or ".join(reasons) if reasons else "one of its types"
+    return f"{key}: must be {allowed}" + (f", got {given!r}" if given is not None else "")
 
 
 def quiet_known_warnings() -> None:

@@ -154,3 +154,28 @@ def test_evaluating_without_a_checkpoint_needs_untrained(tmp_path, capsys, comma
 def test_untrained_is_refused_by_fit(tmp_path, capsys):
     _assert_one_line(capsys, main(_fit_args(tmp_path / "out", "--untrained")), "--untrained")
     assert _files(tmp_path) == []
+
+
+UNION_FIELDS = [
+    ("--data.num_envs", "lots", "must be int or 'auto', got 'lots'"),
+    ("--model.desired_kl", "abc", "must be float or null, got 'abc'"),
+    ("--data.physics_threads", "many", "must be int or null, got 'many'"),
+]
+
+
+@pytest.mark.parametrize("flag,value,reason", UNION_FIELDS, ids=[f for f, _, _ in UNION_FIELDS])
+def test_a_union_typed_field_keeps_the_reason(tmp_path, capsys, flag, value, reason):
+    err = _assert_one_line(capsys, main(_fit_args(tmp_path / "out", flag, value)), flag[2:])
+    assert err.endswith(reason), err
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize("content,needle", [("", "is empty"), ("# only a comment\n", "is empty"),
+                                            ("- a\n- b\n", "got a list")])
+def test_a_config_file_that_is_not_a_mapping(tmp_path, capsys, content, needle):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(content)
+    err = _assert_one_line(capsys, main(["fit", "--config", str(cfg), "--trainer.default_root_dir",
+                                         str(tmp_path / "out")]), needle)
+    assert str(cfg) in err
+    assert _files(tmp_path) == ["c.yaml"]
