@@ -179,3 +179,30 @@ def test_a_config_file_that_is_not_a_mapping(tmp_path, capsys, content, needle):
                                          str(tmp_path / "out")]), needle)
     assert str(cfg) in err
     assert _files(tmp_path) == ["c.yaml"]
+
+
+def test_non_finite_actions_are_logged_as_a_metric(tmp_path, monkeypatch):
+    from lightning.pytorch.callbacks import Callback
+
+    from quadlit.cli import run_cli
+    from quadlit.models.entity_belief import EntityBelief
+
+    real_act = EntityBelief.act
+
+    def act_with_a_nan(self, obs, *args, **kwargs):
+        action, *rest = real_act(self, obs, *args, **kwargs)
+        if obs.shape[0] == 8:  # collection steps (not the values of final observations)
+            action = action.clone()
+            action[0, 0] = float("nan")
+        return (action, *rest)
+
+    monkeypatch.setattr(EntityBelief, "act", act_with_a_nan)
+    counts = []
+
+    class Record(Callback):
+        def on_train_batch_end(self, trainer, *args):
+            counts.append(float(trainer.callback_metrics["env/nonfinite_actions"]))
+
+    with pytest.warns(RuntimeWarning, match="non-finite actions"):
+        run_cli(_fit_args(tmp_path), extra_callbacks=[Record()])
+    assert counts == [8.0, 8.0]  # env 0 at each of the 8 steps of each of the 2 iterations

@@ -446,13 +446,16 @@ class QuadlitModule(L.LightningModule):
         ep_keys = sorted(r.episodes)
         ep_count = len(r.episodes[ep_keys[0]]) if ep_keys else 0
         totals = distributed.sum_over_ranks(torch.tensor(
-            [float(np.sum(r.episodes[k], dtype=np.float64)) for k in ep_keys] + [float(ep_count), float(r.num_nonfinite)],
+            [float(np.sum(r.episodes[k], dtype=np.float64)) for k in ep_keys]
+            + [float(ep_count), float(r.num_nonfinite), float(r.num_nonfinite_actions)],
             dtype=torch.float64)).tolist()
-        metrics["env/nonfinite_resets"] = totals[-1]
-        if totals[-2] > 0:
+        metrics["env/nonfinite_resets"] = totals[-2]
+        if totals[-1] > 0:  # logged when it happens (a metric that is always 0 would change every fingerprint)
+            metrics["env/nonfinite_actions"] = totals[-1]
+        if totals[-3] > 0:
             for k, total in zip(ep_keys, totals):
-                metrics[f"episode/{k}"] = total / totals[-2]
-            metrics["episode/count"] = totals[-2]
+                metrics[f"episode/{k}"] = total / totals[-3]
+            metrics["episode/count"] = totals[-3]
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
         self.log("env_steps", self.env_steps.float(), on_step=True, prog_bar=True, batch_size=1)
         if "episode/return" in metrics:
