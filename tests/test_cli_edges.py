@@ -206,3 +206,14 @@ def test_non_finite_actions_are_logged_as_a_metric(tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning, match="non-finite actions"):
         run_cli(_fit_args(tmp_path), extra_callbacks=[Record()])
     assert counts == [8.0, 8.0]  # env 0 at each of the 8 steps of each of the 2 iterations
+
+
+def test_more_minibatches_than_environments_is_said_once(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(_fit_args(tmp_path, "--model.num_minibatches", "16")) == 0
+    said = [str(w.message) for w in caught if "num_minibatches" in str(w.message)]
+    assert said == ["model.num_minibatches=16 is more than the 8 environments (minibatches are split by "
+                    "environment): using 8 minibatches"]

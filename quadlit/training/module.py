@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from typing import Any, Literal, NamedTuple
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -203,6 +204,7 @@ class QuadlitModule(L.LightningModule):
         self.register_buffer("env_steps", torch.tensor(0, dtype=torch.int64))
         self._saved_action_state: torch.Tensor | None = None
         self._nonfinite_streak = 0
+        self._warned_minibatches = False
         self._saved_hparams: dict[str, Any] = {}  # the hyperparameters of a checkpoint this run continues
 
     # ----------------------------------------------------------------------------- optimizers
@@ -363,6 +365,10 @@ class QuadlitModule(L.LightningModule):
         obs = r.policy_obs
         num_envs = obs.shape[1]
         num_mb = min(hp.num_minibatches, num_envs)
+        if num_mb < hp.num_minibatches and not self._warned_minibatches:
+            self._warned_minibatches = True
+            rank_zero_warn(f"model.num_minibatches={hp.num_minibatches} is more than the {num_envs} environments "
+                           f"(minibatches are split by environment): using {num_mb} minibatches")
         like = self.policy.initial_state(1, self.device)
         stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0,
                  "grad_norm": 0.0}
