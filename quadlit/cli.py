@@ -195,7 +195,10 @@ class QuadlitCLI(LightningCLI):
         sub, cfg = self._subcommand_config()
         if not sub:
             return
-        root = Path(cfg.get("trainer", {}).get("default_root_dir") or os.getcwd()).absolute()
+        root_setting = str(cfg.get("trainer", {}).get("default_root_dir") or os.getcwd())
+        if "://" in root_setting:  # a remote file system (fsspec): Lightning checks it itself
+            return
+        root = Path(root_setting).absolute()
         existing = root
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
@@ -226,7 +229,8 @@ class QuadlitCLI(LightningCLI):
         # with the checkpoint's hyperparameters (before_instantiate_classes puts them back or refuses)
         _, cfg = self._subcommand_config()
         model_cfg = cfg.get("model") if cfg else None
-        self._model_asked = {}
+        self._model_asked: dict = {}
+        self._model_from_config: dict = {}
         if model_cfg is not None:
             given = _model_flags(sys.argv[1:] if args is None else args)
             self._model_asked = {k: v for k, v in model_cfg.as_dict().items() if k in given}
