@@ -75,6 +75,17 @@ RESUMABLE_MODEL_FIELDS = frozenset({
 })
 
 
+#: Trainer flags Lightning accepts unchecked and then fails on (a division by zero mid-run) or
+#: ignores: what each must be.
+TRAINER_FLAG_RULES = {
+    "check_val_every_n_epoch": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1 (or null)"),
+    "val_check_interval": (lambda v: not isinstance(v, (int, float)) or v > 0, "> 0 (or null)"),
+    "log_every_n_steps": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1 (or null)"),
+    "min_epochs": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (or null)"),
+    "min_steps": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (or null)"),
+}
+
+
 def _model_flags(args) -> set[str]:
     """The model fields given on the command line as ``--model.NAME VALUE`` or ``--model.NAME=VALUE``."""
     flags = set()
@@ -221,9 +232,18 @@ class QuadlitCLI(LightningCLI):
             raise ConfigError(f"{sub} needs --ckpt_path PATH (or last) to evaluate trained weights; "
                               f"give --untrained to evaluate newly initialised ones")
 
+    def _check_trainer_flags(self) -> None:
+        _, cfg = self._subcommand_config()
+        trainer = cfg.get("trainer", {}) if cfg else {}
+        for name, (ok, allowed) in TRAINER_FLAG_RULES.items():
+            value = trainer.get(name)
+            if value is not None and not ok(value):
+                raise ConfigError(f"trainer.{name} must be {allowed}, got {value!r}")
+
     def parse_arguments(self, parser, args) -> None:
         _check_config_files(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
+        self._check_trainer_flags()
         self._check_evaluated_weights()
         # what --model.* options asked for: LightningCLI then replaces the whole model section
         # with the checkpoint's hyperparameters (before_instantiate_classes puts them back or refuses)
@@ -284,6 +304,8 @@ class QuadlitCLI(LightningCLI):
             raise ConfigError(str(exc)) from exc
         except MisconfigurationException as exc:  # the Trainer's flags (accelerator, max_epochs, ...)
             raise ConfigError(f"trainer: {exc}") from exc
+        except ImportError as exc:  # a flag that needs a package this machine lacks (accelerator tpu: torch_xla)
+            raise ConfigError(f"a package is missing for this configuration: {exc}") from exc
         if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a user's own plugin
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         resume = getattr(self, "_resume_version", None)
