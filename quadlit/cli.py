@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -15,6 +16,7 @@ import signal
 import sys
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
 from jsonargparse import ActionYesNo, ArgumentError
@@ -127,7 +129,10 @@ def _note(message: str) -> None:
 
 
 class QuadlitCLI(LightningCLI):
-    """LightningCLI with the data module's sizes linked into the model."""
+    """LightningCLI with the data module's sizes linked into the model, and the checks that make
+    bad input one line with nothing written: output directory, Trainer flags, checkpoint (task,
+    sizes, digest, environment count) and ``--model.*`` options given with ``--ckpt_path``, all
+    before anything is built; a run directory Lightning opened before failing is removed."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--untrained", action=ActionYesNo, default=False,
@@ -267,7 +272,7 @@ class QuadlitCLI(LightningCLI):
         """A run continued from a checkpoint takes the checkpoint's model hyperparameters; a
         ``--model.*`` option that differs is applied when it can change mid-run (and so recorded in
         config.yaml and in later checkpoints), or refused in one line when it cannot."""
-        saved = getattr(self, "_ckpt_hparams", {})
+        saved = self._ckpt_hparams
         _, cfg = self._subcommand_config()
         if not saved or not cfg:
             return
@@ -405,11 +410,23 @@ def run_cli(args: list[str] | None = None, extra_callbacks: list | None = None) 
     )
 
 
+def _argparse_error_as_one_line(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    raise ConfigError(f"{parser.prog}: {message}")
+
+
 def _run_tool(name: str, argv: list[str]) -> int:
     module_name, func = TOOL_COMMANDS[name].split(":")
     import importlib
 
-    return int(importlib.import_module(module_name).__getattribute__(func)(argv) or 0)
+    # the tools parse with argparse, whose errors print the usage and exit: while a tool runs, its
+    # parsing errors are reported like every other bad input (jsonargparse's parsers, used by tools
+    # that run a fit, have their own error method and are not affected)
+    default_error = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _argparse_error_as_one_line
+    try:
+        return int(importlib.import_module(module_name).__getattribute__(func)(argv) or 0)
+    finally:
+        argparse.ArgumentParser.error = default_error
 
 
 def _one_line(exc: BaseException) -> str:

@@ -128,6 +128,10 @@ COMMANDS = [
     (["play", "--task", "swim"], "--task"),
     (["record", "--ckpt_path", "/nonexistent.ckpt", "--out", "x.gif"], "/nonexistent.ckpt"),
     (["export-mjcf", "--out", "/proc/quadlit-no-such-dir/a1.xml"], "/proc/quadlit-no-such-dir/a1.xml"),
+    # the tools' own argparse errors (usage and exit, until the CLI's edge turned them into one line)
+    (["export-mjcf", "--actuators", "jet"], "--actuators"),
+    (["bench", "nothing"], "invalid choice: 'nothing'"),
+    (["tune", "--trials", "-1"], "--trials"),
 ]
 
 
