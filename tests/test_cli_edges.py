@@ -76,6 +76,16 @@ def test_read_only_root_dir(tmp_path, capsys):
         root.chmod(0o755)
 
 
+def test_unwritable_root_dir_is_refused_before_anything_is_built(tmp_path, capsys, monkeypatch):
+    # root ignores permission bits, so the check is shown an unwritable directory instead
+    import quadlit.cli as cli
+
+    real_access = os.access
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False if Path(path) == tmp_path else real_access(path, mode))
+    _assert_one_line(capsys, main(_fit_args(tmp_path / "runs")), f"cannot write to {tmp_path}")
+    assert _files(tmp_path) == []
+
+
 def test_root_dir_that_cannot_be_created(tmp_path, capsys):
     # /proc accepts no new directories, not even from root: the OSError comes from Lightning's
     # logger and is caught at the edge
