@@ -9,23 +9,28 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import shutil
+import signal
 import sys
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
-from jsonargparse import ArgumentError
+from jsonargparse import ActionYesNo, ArgumentError
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from quadlit.errors import ConfigError, TrainingDiverged
+from quadlit.errors import ConfigError, RunInterrupted, TrainingDiverged
 from quadlit.tasks import TASK_NAMES, task_params_from_dict, task_spec
-from quadlit.training.checkpoint import AtomicCheckpointIO, find_last_checkpoint, read_checkpoint
+from quadlit.training.checkpoint import AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint, read_checkpoint
 from quadlit.training.data import RolloutDataModule
 from quadlit.training.module import QuadlitModule
 from quadlit.training.video import EvalVideo
@@ -62,6 +67,64 @@ TOOL_COMMANDS = {
 }
 
 
+#: Model fields linked from the data module (never given by the user).
+LINKED_MODEL_SIZES = ("obs_dim", "action_dim", "privileged_dim")
+
+#: Model fields that a run continued from a checkpoint may change: they are read at every update
+#: (the learning rates are set on the restored optimizers). The others shape the networks or
+#: seed their random streams, which the checkpoint fixes.
+RESUMABLE_MODEL_FIELDS = frozenset({
+    "lr", "wm_lr", "critic_lr", "gamma", "gae_lambda", "clip_ratio", "value_clip", "entropy_coef", "value_coef",
+    "max_grad_norm", "ppo_epochs", "num_minibatches", "wm_updates", "wm_batch_size", "desired_kl",
+    "max_nonfinite_iterations",
+})
+
+
+#: Trainer flags Lightning accepts unchecked and then fails on (a division by zero mid-run) or
+#: ignores: what each must be.
+TRAINER_FLAG_RULES = {
+    "check_val_every_n_epoch": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1 (or null)"),
+    "val_check_interval": (lambda v: not isinstance(v, (int, float)) or v > 0, "> 0 (or null)"),
+    "log_every_n_steps": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1 (or null)"),
+    "min_epochs": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (or null)"),
+    "min_steps": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (or null)"),
+}
+
+
+def _model_flags(args) -> set[str]:
+    """The model fields given on the command line as ``--model.NAME VALUE`` or ``--model.NAME=VALUE``."""
+    flags = set()
+    for arg in args if isinstance(args, (list, tuple)) else ():
+        if isinstance(arg, str) and arg.startswith("--model."):
+            flags.add(arg[len("--model."):].split("=", 1)[0].split(".", 1)[0])
+    return flags
+
+
+def _check_config_files(args) -> None:
+    """A ``--config`` file must hold a YAML mapping (jsonargparse says only "Unexpected config:"
+    of an empty one)."""
+    args = list(args) if isinstance(args, (list, tuple)) else []
+    for i, arg in enumerate(args):
+        if arg in ("-c", "--config") and i + 1 < len(args):
+            path = args[i + 1]
+        elif isinstance(arg, str) and arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        else:
+            continue
+        if not isinstance(path, str) or not Path(path).is_file():
+            continue  # a YAML string in place of a file, or a missing file: jsonargparse reports it
+        try:
+            content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            continue  # reported by jsonargparse with the position of the error
+        if content is None:
+            raise ConfigError(f"--config {path}: the file is empty; it needs a YAML mapping with trainer:, data: "
+                              f"and/or model: sections (see configs/*.yaml)")
+        if not isinstance(content, dict):
+            raise ConfigError(f"--config {path}: expected a YAML mapping with trainer:, data: and/or model: "
+                              f"sections, got a {type(content).__name__}")
+
+
 def _note(message: str) -> None:
     """A one-line message on stderr, from the first process only (DDP starts one per rank)."""
     if rank_zero_only.rank == 0:
@@ -69,9 +132,15 @@ def _note(message: str) -> None:
 
 
 class QuadlitCLI(LightningCLI):
-    """LightningCLI with the data module's sizes linked into the model."""
+    """LightningCLI with the data module's sizes linked into the model, and the checks that make
+    bad input one line with nothing written: output directory, Trainer flags, checkpoint (task,
+    sizes, digest, environment count) and ``--model.*`` options given with ``--ckpt_path``, all
+    before anything is built; a run directory Lightning opened before failing is removed."""
 
     def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--untrained", action=ActionYesNo, default=False,
+                            help="validate/test without --ckpt_path: evaluate untrained (newly initialised) weights "
+                                 "on purpose (without it they refuse)")
         parser.link_arguments("data.obs_dim", "model.obs_dim", apply_on="instantiate")
         parser.link_arguments("data.action_dim", "model.action_dim", apply_on="instantiate")
         parser.link_arguments("data.privileged_dim", "model.privileged_dim", apply_on="instantiate")
@@ -89,11 +158,17 @@ class QuadlitCLI(LightningCLI):
         if not ckpt or ckpt in ("last", "best", "hpc", "registry"):
             return
         contents = read_checkpoint(ckpt)
+        self._ckpt_hparams = {k: v for k, v in contents.get("hyper_parameters", {}).items() if not k.startswith("_")}
         dm_state = contents.get("RolloutDataModule") or {}
         task = cfg.get("data", {}).get("task")
         saved_task = dm_state.get("task_name")
         if saved_task and task and saved_task != task:
             raise ConfigError(f"--ckpt_path: {ckpt} was trained on task {saved_task!r}, but data.task is {task!r}")
+        num_envs, saved_envs = cfg.get("data", {}).get("num_envs"), dm_state.get("num_envs")
+        if sub == "fit" and isinstance(num_envs, int) and saved_envs is not None and num_envs != saved_envs:
+            # refused here, before Lightning rewrites the run's config.yaml and opens an events file
+            raise ConfigError(f"--ckpt_path: {ckpt} holds {saved_envs} environments, but data.num_envs is "
+                              f"{num_envs}; set data.num_envs={saved_envs} (or 'auto') to resume")
         # the network sizes come from the checkpoint (Lightning applies its hyperparameters);
         # the observation and action sizes come from the task and must agree with them
         hp = contents.get("hyper_parameters", {})
@@ -111,7 +186,7 @@ class QuadlitCLI(LightningCLI):
                     raise ConfigError(f"--ckpt_path: {ckpt} has {key}={hp[key]}, but task {task!r} has {key}={size}")
 
     def _resolve_last(self) -> None:
-        """``--ckpt_path last`` means the ``last.ckpt`` of the newest run under the default root
+        """``--ckpt_path last`` means the newest ``last*.ckpt`` of the newest run under the default root
         directory (Lightning alone would look only in the new run's own, empty, directory and
         silently start from scratch). A resumed fit keeps logging into that run's directory."""
         self._resume_version = None
@@ -132,13 +207,102 @@ class QuadlitCLI(LightningCLI):
         if sub == "fit":
             self._resume_version = (root, version)
 
+    def _check_output_dir(self) -> None:
+        """The run directory must be creatable: checked before anything is built or written, so a
+        default_root_dir that is a file, or lies in a read-only place, is one line, not a traceback
+        after a half-made run."""
+        sub, cfg = self._subcommand_config()
+        if not sub:
+            return
+        root_setting = str(cfg.get("trainer", {}).get("default_root_dir") or os.getcwd())
+        if "://" in root_setting:  # a remote file system (fsspec): Lightning checks it itself
+            return
+        root = Path(root_setting).absolute()
+        existing = root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            where = "is a file" if existing == root else f"lies under {existing}, which is a file"
+            raise ConfigError(f"trainer.default_root_dir: {root} {where}; give a directory")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"trainer.default_root_dir: cannot write to {existing} (read-only or no permission)")
+
+    def _check_evaluated_weights(self) -> None:
+        """validate/test score the weights of a checkpoint; without one they would score a newly
+        initialised policy and exit 0, which is what nobody wants unless they say so."""
+        sub, cfg = self._subcommand_config()
+        if not sub:
+            return
+        if sub == "fit" and cfg.get("untrained"):
+            raise ConfigError("--untrained is for validate and test (fit always starts from untrained weights "
+                              "or --ckpt_path)")
+        if sub in ("validate", "test") and not cfg.get("ckpt_path") and not cfg.get("untrained"):
+            raise ConfigError(f"{sub} needs --ckpt_path PATH (or last) to evaluate trained weights; "
+                              f"give --untrained to evaluate newly initialised ones")
+
+    def _check_trainer_flags(self) -> None:
+        _, cfg = self._subcommand_config()
+        trainer = cfg.get("trainer", {}) if cfg else {}
+        for name, (ok, allowed) in TRAINER_FLAG_RULES.items():
+            value = trainer.get(name)
+            if value is not None and not ok(value):
+                raise ConfigError(f"trainer.{name} must be {allowed}, got {value!r}")
+
     def parse_arguments(self, parser, args) -> None:
+        _check_config_files(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
+        self._check_trainer_flags()
+        self._check_evaluated_weights()
+        # what --model.* options asked for: LightningCLI then replaces the whole model section
+        # with the checkpoint's hyperparameters (before_instantiate_classes puts them back or refuses)
+        _, cfg = self._subcommand_config()
+        model_cfg = cfg.get("model") if cfg else None
+        self._model_asked: dict = {}
+        self._model_from_config: dict = {}
+        if model_cfg is not None:
+            given = _model_flags(sys.argv[1:] if args is None else args)
+            self._model_asked = {k: v for k, v in model_cfg.as_dict().items() if k in given}
+            self._model_from_config = {k: v for k, v in model_cfg.as_dict().items() if k not in LINKED_MODEL_SIZES}
+        self._ckpt_hparams = {}
         # LightningCLI reads the checkpoint's hyperparameters right after parsing (in its private
         # _parse_ckpt_path): resolve "last" and check the file first, so a bad one gets one clear
         # line (tests/test_cli.py and tests/training/test_resume.py pin this order)
+        self._check_output_dir()
         self._resolve_last()
         self._check_ckpt_path()
+
+    def _apply_model_overrides(self) -> None:
+        """A run continued from a checkpoint takes the checkpoint's model hyperparameters; a
+        ``--model.*`` option that differs is applied when it can change mid-run (and so recorded in
+        config.yaml and in later checkpoints), or refused in one line when it cannot."""
+        saved = self._ckpt_hparams
+        _, cfg = self._subcommand_config()
+        if not saved or not cfg:
+            return
+        changed = {k: v for k, v in self._model_asked.items() if k in saved and saved[k] != v}
+        fixed = sorted(k for k in changed if k not in RESUMABLE_MODEL_FIELDS)
+        if fixed:
+            was = ", ".join(f"{k}={saved[k]!r}" for k in fixed)
+            raise ConfigError(f"--ckpt_path: {', '.join('--model.' + k for k in fixed)} cannot change in a run continued "
+                              f"from a checkpoint (it has {was}); drop the option or start a new run")
+        for key, value in changed.items():
+            cfg["model"][key] = value
+        if changed:
+            _note("applying " + ", ".join(f"--model.{k} {v} (the checkpoint had {saved[k]})" for k, v in changed.items()))
+        ignored = sorted(k for k, v in self._model_from_config.items()
+                         if k in saved and saved[k] != v and k not in self._model_asked)
+        if ignored:
+            _note(f"model.{', model.'.join(ignored)}: the checkpoint's values are kept (the config's differ; "
+                  f"give --model.KEY VALUE to change one)")
+
+    def before_instantiate_classes(self) -> None:
+        self._apply_model_overrides()
+        _, cfg = self._subcommand_config()
+        if cfg and cfg.get("trainer", {}).get("enable_checkpointing") is False:
+            # the user turned checkpoints off: drop the default checkpoint callbacks (Lightning
+            # refuses a ModelCheckpoint together with enable_checkpointing=False)
+            callbacks = self.trainer_defaults.get("callbacks", [])
+            self.trainer_defaults["callbacks"] = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
 
     def instantiate_classes(self) -> None:
         # constructors validate their arguments; what they reject is the user's input
@@ -146,6 +310,10 @@ class QuadlitCLI(LightningCLI):
             super().instantiate_classes()
         except (ValueError, TypeError) as exc:
             raise ConfigError(str(exc)) from exc
+        except MisconfigurationException as exc:  # the Trainer's flags (accelerator, max_epochs, ...)
+            raise ConfigError(f"trainer: {exc}") from exc
+        except ImportError as exc:  # a flag that needs a package this machine lacks (accelerator tpu: torch_xla)
+            raise ConfigError(f"a package is missing for this configuration: {exc}") from exc
         if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a user's own plugin
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         resume = getattr(self, "_resume_version", None)
@@ -157,16 +325,66 @@ class QuadlitCLI(LightningCLI):
             # the default logger: continue the resumed run's directory instead of opening a new one
             self.trainer.logger = TensorBoardLogger(save_dir=resume[0], name="lightning_logs", version=resume[1])
 
+    # LightningCLI runs a subcommand through the method of that name when the CLI has one
+    def fit(self, model, **kwargs) -> None:
+        self._run_trainer(self.trainer.fit, model, **kwargs)
+
+    def validate(self, model, **kwargs) -> None:
+        self._run_trainer(self.trainer.validate, model, **kwargs)
+
+    def test(self, model, **kwargs) -> None:
+        self._run_trainer(self.trainer.test, model, **kwargs)
+
+    def _run_trainer(self, fn, model, **kwargs) -> None:
+        """Run a Trainer entry point; when it fails on the user's input (memory, an output path,
+        a configuration Lightning rejects) before its first checkpoint, remove the run directory
+        it created, so bad input leaves nothing behind."""
+        logger = self.trainer.logger
+        created: list[Path] = []  # the run directory and those of its parents that this run would create
+        if isinstance(logger, TensorBoardLogger) and rank_zero_only.rank == 0:
+            log_dir = Path(logger.log_dir).absolute()
+            created = [d for d in (log_dir, log_dir.parent, log_dir.parent.parent) if not d.exists()]
+        try:
+            fn(model, **kwargs)
+        except (ConfigError, MisconfigurationException, MemoryError, OSError):
+            saved = any(c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks)
+            if created and not saved:
+                shutil.rmtree(created[0], ignore_errors=True)
+                for parent in created[1:]:
+                    if parent.is_dir() and not any(parent.iterdir()):
+                        parent.rmdir()
+            raise
+        except SystemExit:
+            # Lightning turns Ctrl-C into a graceful shutdown followed by sys.exit(1)
+            if not self.trainer.interrupted:
+                raise
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
+            raise RunInterrupted(self._continue_from()) from None
+
+    def _continue_from(self) -> str:
+        """What an interrupted run can continue from, in one line."""
+        callbacks = self.trainer.checkpoint_callbacks
+        last = next((c.last_model_path for c in callbacks if c.last_model_path), "")
+        last = last or next((c.best_model_path for c in callbacks if c.best_model_path), "")
+        step = self.trainer.global_step
+        if self.subcommand != "fit":
+            return f"interrupted during {self.subcommand}"
+        if not callbacks:
+            return f"interrupted at step {step}; checkpointing is off, so the run cannot be continued"
+        if not last:
+            return f"interrupted at step {step}, before the first checkpoint: nothing to continue from"
+        return f"interrupted at step {step}; continue with --ckpt_path {last}"
+
 
 def default_callbacks() -> list:
     """Checkpoints (the last iteration, and the best by evaluation return) and evaluation videos."""
     return [
         # latest-*.ckpt and last.ckpt after every epoch, whether or not an evaluation ran: nothing
         # is lost on a crash (Lightning writes last.ckpt only when a regular checkpoint was saved)
-        ModelCheckpoint(save_last=True, save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True,
-                        filename="latest-{step}", auto_insert_metric_name=False),
-        ModelCheckpoint(monitor="eval/return", mode="max", save_top_k=1, filename="best-{step}",
-                        auto_insert_metric_name=False),
+        RunCheckpoint(save_last=True, save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True,
+                      filename="latest-{step}", auto_insert_metric_name=False),
+        RunCheckpoint(monitor="eval/return", mode="max", save_top_k=1, filename="best-{step}",
+                      auto_insert_metric_name=False),
         EvalVideo(),
     ]
 
@@ -195,11 +413,23 @@ def run_cli(args: list[str] | None = None, extra_callbacks: list | None = None) 
     )
 
 
+def _argparse_error_as_one_line(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    raise ConfigError(f"{parser.prog}: {message}")
+
+
 def _run_tool(name: str, argv: list[str]) -> int:
     module_name, func = TOOL_COMMANDS[name].split(":")
     import importlib
 
-    return int(importlib.import_module(module_name).__getattribute__(func)(argv) or 0)
+    # the tools parse with argparse, whose errors print the usage and exit: while a tool runs, its
+    # parsing errors are reported like every other bad input (jsonargparse's parsers, used by tools
+    # that run a fit, have their own error method and are not affected)
+    default_error = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _argparse_error_as_one_line
+    try:
+        return int(importlib.import_module(module_name).__getattribute__(func)(argv) or 0)
+    finally:
+        argparse.ArgumentParser.error = default_error
 
 
 def _one_line(exc: BaseException) -> str:
@@ -208,6 +438,8 @@ def _one_line(exc: BaseException) -> str:
     if lines[0].startswith("Problems parsing config"):
         detail = " ".join(lines).split(":", 1)[1].replace('in "<unicode string>", ', "")
         return f"config is not valid YAML:{detail}"
+    if "Does not validate against any of the Union subtypes" in msg:
+        return _union_error(lines)
     # jsonargparse nests the real cause at the end ("Parser key ...: Expected ...")
     if len(lines) > 1:
         key = next((ln for ln in lines if ln.startswith(("Parser key", "Key", "Problem with given class_path"))), None)
@@ -217,10 +449,43 @@ def _one_line(exc: BaseException) -> str:
     return lines[0]
 
 
+def _not_lightning_interrupt_note(record: logging.LogRecord) -> bool:
+    return "Detected KeyboardInterrupt" not in str(record.msg)
+
+
+def _type_name(text: str) -> str:
+    """jsonargparse's spelling of a type, as a config would write it: <class 'int'> -> int,
+    typing.Literal['auto'] -> 'auto', NoneType -> null."""
+    text = text.strip()
+    if text.startswith("<class '") and text.endswith("'>"):
+        text = text[len("<class '"):-2]
+    if text.startswith("typing.Literal[") and text.endswith("]"):
+        text = text[len("typing.Literal["):-1]
+    return "null" if text == "NoneType" else text
+
+
+def _union_error(lines: list[str]) -> str:
+    """One line for a value that fits none of a union's types (jsonargparse lists each type's
+    reason on its own line under "Errors:" and the value under "Given value:")."""
+    key = lines[0].rstrip(":")
+    reasons = []
+    for line in lines:
+        if line.startswith("- "):
+            reason = line[2:].strip()
+            reasons.append(_type_name(reason[len("Expected a "):]) if reason.startswith("Expected a ") else reason)
+    given = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Given value:")), None)
+    allowed = " or ".join(reasons) if reasons else "one of its types"
+    return f"{key}: must be {allowed}" + (f", got {given!r}" if given is not None else "")
+
+
 def quiet_known_warnings() -> None:
     """Silence warnings that say nothing actionable to a quadlit user."""
     os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    # quadlit says in one line what was interrupted and where to continue from
+    interrupt_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _not_lightning_interrupt_note not in interrupt_log.filters:
+        interrupt_log.addFilter(_not_lightning_interrupt_note)
     for pattern in (
         r".*does not have many workers.*",  # rollouts are collected in-process on purpose
         r".*isinstance\(treespec, LeafSpec\).*",
@@ -251,13 +516,28 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"quadlit: error: {exc}", file=sys.stderr)
         return 3
+    except RunInterrupted as exc:
+        _note(str(exc))
+        return 130
     except KeyboardInterrupt:
         print("quadlit: interrupted", file=sys.stderr)
         return 130
-    except (ConfigError, ArgumentError, yaml.YAMLError) as exc:
+    except (ConfigError, ArgumentError, yaml.YAMLError, MisconfigurationException) as exc:
         if debug:
             raise
         print(f"quadlit: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:  # an allocation sized by the input (data.num_envs, network sizes...)
+        if debug:
+            raise
+        print(f"quadlit: error: out of memory: {_one_line(exc)} (lower data.num_envs or the network sizes)",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output path that cannot be written, an input file that cannot be read
+        if debug:
+            raise
+        detail = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else _one_line(exc)
+        print(f"quadlit: error: {detail}", file=sys.stderr)
         return 2
 
 

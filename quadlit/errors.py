@@ -7,3 +7,7 @@ class ConfigError(ValueError):
 
 class TrainingDiverged(RuntimeError):
     """The loss stayed non-finite for too many iterations; the message names the last good checkpoint."""
+
+
+class RunInterrupted(Exception):
+    """The user stopped a run (Ctrl-C); the message names the checkpoint to continue from."""

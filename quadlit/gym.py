@@ -27,6 +27,7 @@ reset for those environments before the next step.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,6 +64,15 @@ def observation_bounds(spec: EnvSpec) -> tuple[np.ndarray, np.ndarray]:
     shape = (spec.obs_dim,)
     return (np.broadcast_to(np.asarray(low, np.float32), shape).copy(),
             np.broadcast_to(np.asarray(high, np.float32), shape).copy())
+
+
+def _warn_once_if_nonfinite(env: Any, actions: np.ndarray) -> None:
+    """The task steps NaN or infinite action entries as zero: say so, the first time, per environment."""
+    if getattr(env, "_warned_nonfinite_actions", False) or np.isfinite(actions).all():
+        return
+    env._warned_nonfinite_actions = True
+    warnings.warn(f"{type(env).__name__}: actions with NaN or infinite entries are stepped as zero "
+                  f"(this warning is shown once)", RuntimeWarning, stacklevel=3)
 
 
 def _resolve_params(task: str, params: Any) -> Any:
@@ -167,6 +177,7 @@ class QuadlitEnv(gymnasium.Env):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.asarray(action, dtype=np.float32).reshape(1, self.task_spec.action_dim)
+        _warn_once_if_nonfinite(self, action)
         result = self._task.step(action)
         done = bool(result.done[0])
         obs = (result.final_obs[0] if done else result.obs[0]).copy()
@@ -277,6 +288,7 @@ class QuadlitVectorEnv(VectorEnv):
         expected = (self.num_envs, self.task_spec.action_dim)
         if actions.shape != expected:
             raise ValueError(f"actions must have shape {expected}, got {actions.shape}")
+        _warn_once_if_nonfinite(self, actions)
         result = self._task.step(actions)
         done = result.done.copy()
         terms = result.reward_terms.T  # (K, N)

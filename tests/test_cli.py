@@ -135,6 +135,7 @@ def test_unusable_checkpoint_is_one_line_and_writes_nothing(tmp_path, capsys, re
     elif case == "other_obs_size":  # a checkpoint whose policy saw a different observation length
         state = torch.load(reach_checkpoint, weights_only=True)
         state["hyper_parameters"]["obs_dim"] = 9
+        state.pop("quadlit_digest")  # an edited file that is otherwise sound: the size check must catch it
         ckpt = tmp_path / "other_obs.ckpt"
         torch.save(state, ckpt)
     else:

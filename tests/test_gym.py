@@ -241,3 +241,24 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="shape"):
         envs.step(np.zeros((3, 3), np.float32))
     envs.close()
+
+
+def test_non_finite_actions_are_warned_about_once():
+    venv = qgym.QuadlitVectorEnv("reach", 3, physics_threads=1)
+    env = qgym.QuadlitEnv("reach")
+    venv.reset(seed=0)
+    env.reset(seed=0)
+    bad = np.zeros((3, 3), np.float32)
+    bad[1, 2] = np.nan
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            venv.step(bad)
+            env.step(bad[1])
+        venv.step(np.zeros((3, 3), np.float32))
+    said = [str(w.message) for w in record if "stepped as zero" in str(w.message)]
+    assert said == ["QuadlitVectorEnv: actions with NaN or infinite entries are stepped as zero (this warning is "
+                    "shown once)", "QuadlitEnv: actions with NaN or infinite entries are stepped as zero (this "
+                    "warning is shown once)"]
+    venv.close()
+    env.close()

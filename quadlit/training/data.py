@@ -19,7 +19,7 @@ from quadlit.tasks.registry import Evaluation
 from quadlit.tasks.balance.params import BalanceParams
 from quadlit.tasks.reach.params import ReachParams
 from quadlit.training import distributed
-from quadlit.training.resources import auto_num_envs
+from quadlit.training.resources import auto_num_envs, check_fits_in_memory
 from quadlit.training.rollout import Rollout, RolloutCollector
 
 
@@ -137,6 +137,8 @@ class RolloutDataModule(L.LightningDataModule):
         self.task_name = task
         self.task_params = {"reach": reach, "balance": balance}[task]
         self.spec: EnvSpec = task_spec(task, self.task_params)
+        if num_envs != "auto":  # refused here, before a run directory exists, not by a failed allocation
+            check_fits_in_memory(self.spec, rollout_steps, num_envs)
         self.num_envs_setting = num_envs
         self.min_envs, self.max_envs = min_envs, max_envs
         self.rollout_steps = rollout_steps

@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from typing import Any, Literal, NamedTuple
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -203,6 +204,8 @@ class QuadlitModule(L.LightningModule):
         self.register_buffer("env_steps", torch.tensor(0, dtype=torch.int64))
         self._saved_action_state: torch.Tensor | None = None
         self._nonfinite_streak = 0
+        self._warned_minibatches = False
+        self._saved_hparams: dict[str, Any] = {}  # the hyperparameters of a checkpoint this run continues
 
     # ----------------------------------------------------------------------------- optimizers
     def configure_optimizers(self):
@@ -271,6 +274,21 @@ class QuadlitModule(L.LightningModule):
                 np.random.set_state(("MT19937", np_gen["keys"].numpy().astype(np.uint32), np_gen["pos"],
                                      np_gen["has_gauss"], np_gen["cached_gaussian"]))
         self._nonfinite_streak = int(checkpoint.get("quadlit_nonfinite_streak", 0))
+        self._saved_hparams = dict(checkpoint.get("hyper_parameters", {}))
+
+    def on_train_start(self) -> None:
+        # the optimizers were restored with the checkpoint's learning rates (the policy's as adapted
+        # by the KL schedule); a learning rate given anew for the continued run replaces them
+        saved = self._saved_hparams
+        if not saved:
+            return
+        ppo, wm = self.optimizers()
+        groups = {"lr": ppo.param_groups[0], "wm_lr": wm.param_groups[0]}
+        if self.critic is not None:
+            groups["critic_lr"] = ppo.param_groups[1]
+        for name, group in groups.items():
+            if name in saved and saved[name] != self.hparams[name]:
+                group["lr"] = self.hparams[name]
 
     def rollout_policy(self) -> RolloutPolicy:
         """Hook for the data module: the current networks that collect the next rollout."""
@@ -347,6 +365,10 @@ class QuadlitModule(L.LightningModule):
         obs = r.policy_obs
         num_envs = obs.shape[1]
         num_mb = min(hp.num_minibatches, num_envs)
+        if num_mb < hp.num_minibatches and not self._warned_minibatches:
+            self._warned_minibatches = True
+            rank_zero_warn(f"model.num_minibatches={hp.num_minibatches} is more than the {num_envs} environments "
+                           f"(minibatches are split by environment): using {num_mb} minibatches")
         like = self.policy.initial_state(1, self.device)
         stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0,
                  "grad_norm": 0.0}
@@ -430,13 +452,16 @@ class QuadlitModule(L.LightningModule):
         ep_keys = sorted(r.episodes)
         ep_count = len(r.episodes[ep_keys[0]]) if ep_keys else 0
         totals = distributed.sum_over_ranks(torch.tensor(
-            [float(np.sum(r.episodes[k], dtype=np.float64)) for k in ep_keys] + [float(ep_count), float(r.num_nonfinite)],
+            [float(np.sum(r.episodes[k], dtype=np.float64)) for k in ep_keys]
+            + [float(ep_count), float(r.num_nonfinite), float(r.num_nonfinite_actions)],
             dtype=torch.float64)).tolist()
-        metrics["env/nonfinite_resets"] = totals[-1]
-        if totals[-2] > 0:
+        metrics["env/nonfinite_resets"] = totals[-2]
+        if totals[-1] > 0:  # logged when it happens (a metric that is always 0 would change every fingerprint)
+            metrics["env/nonfinite_actions"] = totals[-1]
+        if totals[-3] > 0:
             for k, total in zip(ep_keys, totals):
-                metrics[f"episode/{k}"] = total / totals[-2]
-            metrics["episode/count"] = totals[-2]
+                metrics[f"episode/{k}"] = total / totals[-3]
+            metrics["episode/count"] = totals[-3]
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
         self.log("env_steps", self.env_steps.float(), on_step=True, prog_bar=True, batch_size=1)
         if "episode/return" in metrics:

@@ -32,3 +32,13 @@ def auto_num_envs(spec: EnvSpec, rollout_steps: int, min_envs: int, max_envs: in
     while n * 2 <= min(fit, max_envs):
         n *= 2
     return max(min_envs, min(n, max_envs))
+
+
+def check_fits_in_memory(spec: EnvSpec, rollout_steps: int, num_envs: int) -> None:
+    """ValueError naming ``data.num_envs`` when its estimated memory exceeds all the free host
+    memory (a typo such as 1000000000 environments, not a tight fit: ``auto`` handles those)."""
+    need = num_envs * bytes_per_env(spec, rollout_steps)
+    free = psutil.virtual_memory().available
+    if need > free:
+        raise ValueError(f"data.num_envs={num_envs} needs about {need / 2**30:.1f} GiB of memory, "
+                         f"but {free / 2**30:.1f} GiB is free: lower data.num_envs (or use 'auto')")

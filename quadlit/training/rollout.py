@@ -8,6 +8,7 @@ Everything it keeps is saved by ``state_dict`` so a resumed run continues exactl
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -69,6 +70,8 @@ class Rollout:
         reward_terms: mean of each named reward term over the rollout (for logging).
         episodes: metric name -> values of episodes that ended during the rollout.
         num_nonfinite: environments reset for a non-finite physics state.
+        num_nonfinite_actions: environment-steps whose action had a NaN or infinite entry (the
+            environments step those entries as zero).
         collect_seconds: wall-clock time of the collection.
     """
 
@@ -92,6 +95,7 @@ class Rollout:
     reward_terms: dict[str, float] = field(default_factory=dict)
     episodes: dict[str, np.ndarray] = field(default_factory=dict)
     num_nonfinite: int = 0
+    num_nonfinite_actions: int = 0
     collect_seconds: float = 0.0
 
     @property
@@ -126,6 +130,7 @@ class RolloutCollector:
         self.obs: np.ndarray | None = None
         self.episode_start = np.ones(task.num_envs, dtype=bool)
         self.lstm_state: LSTMState | None = None  # rows-first (N, H) on CPU between rollouts
+        self._warned_nonfinite_actions = False
 
     def reset(self, seed: int) -> None:
         self.obs = self.task.reset(seed).copy()
@@ -175,6 +180,7 @@ class RolloutCollector:
         term_sums = np.zeros(len(spec.reward_terms), dtype=np.float64)
         episodes: dict[str, list[np.ndarray]] = {k: [] for k in spec.episode_metrics}
         num_nonfinite = 0
+        nonfinite_actions = torch.zeros((), dtype=torch.int64, device=device)  # read once, after the loop
 
         obs_t = torch.from_numpy(self.obs).to(device)
         for t in range(T):
@@ -189,6 +195,7 @@ class RolloutCollector:
                 critic_buf[t] = critic.norm(critic_raw_buf[t])
                 value = critic(critic_buf[t])
             act_buf[t], raw_buf[t], logp_buf[t], value_buf[t] = action, raw, logp.float(), value.float()
+            nonfinite_actions += (~torch.isfinite(action)).any(-1).sum()
 
             result = task.step(action.float().cpu().numpy())
             done = result.done
@@ -226,6 +233,12 @@ class RolloutCollector:
             _, _, _, last_value, _ = policy.act(obs_norm(obs_t), state, start_t, deterministic=True)
         self.obs = obs_t.cpu().numpy().copy()
         self.lstm_state = tuple(s.cpu() for s in state_rows(state))  # type: ignore[assignment]
+        num_nonfinite_actions = int(nonfinite_actions)
+        if num_nonfinite_actions and not self._warned_nonfinite_actions:
+            self._warned_nonfinite_actions = True
+            warnings.warn(f"the policy produced non-finite actions in {num_nonfinite_actions} environment-steps; "
+                          f"the environments step them as zero (counted in env/nonfinite_actions; this warning "
+                          f"is shown once)", RuntimeWarning, stacklevel=2)
 
         return Rollout(
             obs=obs_buf, policy_obs=policy_obs_buf, next_obs=next_obs_buf, action=act_buf, raw_action=raw_buf,
@@ -235,6 +248,7 @@ class RolloutCollector:
             reward_terms={k: float(term_sums[j] / (T * N)) for j, k in enumerate(spec.reward_terms)},
             episodes={k: (np.concatenate(v) if v else np.zeros(0, np.float32)) for k, v in episodes.items()},
             num_nonfinite=num_nonfinite,
+            num_nonfinite_actions=num_nonfinite_actions,
             collect_seconds=time.perf_counter() - start,
         )
 

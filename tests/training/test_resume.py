@@ -3,6 +3,7 @@ one, and a kill while a checkpoint is being written leaves the previous checkpoi
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +11,9 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import torch
+import yaml
 
 from quadlit.cli import main
 from tests.tiny import REPO, TINY
@@ -145,3 +148,129 @@ def test_ckpt_path_last_without_a_saved_run(tmp_path, capsys):
     assert _last(tmp_path).is_file()
     assert main(["validate", *tiny, "--ckpt_path", "last"]) == 0
     assert f"evaluating {_last(tmp_path)}" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ resuming a run that was moved,
+# refused, or continued with new model options (reach task, tiny: a second per epoch)
+def _reach(root: Path, *extra: str) -> list[str]:
+    return ["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.max_epochs", "1",
+            "--trainer.check_val_every_n_epoch", "100", "--trainer.default_root_dir", str(root), *extra]
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reach_run(tmp_path_factory) -> Path:
+    """A finished one-epoch reach run (2 iterations); tests copy it."""
+    root = tmp_path_factory.mktemp("reach_run")
+    assert main(_reach(root)) == 0
+    return root
+
+
+def test_a_refused_resume_writes_nothing(reach_run, tmp_path, capsys):
+    root = tmp_path / "run"
+    shutil.copytree(reach_run, root)
+    before = _snapshot(root)
+    capsys.readouterr()
+    assert main(_reach(root, "--ckpt_path", "last", "--data.num_envs", "4", "--trainer.max_epochs", "2")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith("quadlit: resuming from"), err  # the note, then the refusal
+    assert err[1].startswith("quadlit: error:") and "data.num_envs=8" in err[1], err
+    assert _snapshot(root) == before  # config.yaml not rewritten, no new events file
+
+
+def test_a_moved_run_resumes_from_its_newest_checkpoint_each_time(reach_run, tmp_path, capsys):
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(reach_run, moved)  # saved paths inside the checkpoint still name reach_run
+    checkpoints = moved / "lightning_logs" / "version_0" / "checkpoints"
+    steps_per_epoch = torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"]
+    for epochs in (2, 3):
+        assert main(_reach(moved, "--ckpt_path", "last", "--trainer.max_epochs", str(epochs))) == 0
+        assert sorted(p.name for p in checkpoints.glob("last*.ckpt")) == ["last.ckpt"]  # no last-v1, last-v2
+        # each resume continued from the previous one's end: no epoch was repeated
+        assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == epochs * steps_per_epoch
+    # the latest-* top-1 checkpoint is the moved run's own: replaced, not accumulated
+    assert len(list(checkpoints.glob("latest-*.ckpt"))) == 1
+
+
+def test_ckpt_path_last_takes_the_newest_of_last_and_its_versions(reach_run, tmp_path):
+    from quadlit.training.checkpoint import find_last_checkpoint
+
+    root = tmp_path / "run"
+    shutil.copytree(reach_run, root)
+    checkpoints = root / "lightning_logs" / "version_0" / "checkpoints"
+    state = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    state["global_step"] += 10
+    torch.save(state, checkpoints / "last-v1.ckpt")  # what the stale-last.ckpt resumes used to leave
+    os.utime(checkpoints / "last.ckpt")  # newer on disk, older in steps: steps decide
+    assert find_last_checkpoint(root) == (checkpoints / "last-v1.ckpt", 0)
+
+
+def test_model_options_given_on_resume_are_applied_and_recorded(reach_run, tmp_path, capsys):
+    root = tmp_path / "run"
+    shutil.copytree(reach_run, root)
+    capsys.readouterr()
+    assert main(_reach(root, "--ckpt_path", "last", "--trainer.max_epochs", "2", "--model.lr", "0.002",
+                       "--model.desired_kl", "null", "--model.entropy_coef", "0.03")) == 0
+    err = capsys.readouterr().err
+    assert "applying --model.lr 0.002 (the checkpoint had 0.0003)" in err, err
+    config = yaml.safe_load((root / "lightning_logs" / "version_0" / "config.yaml").read_text())
+    assert config["model"]["lr"] == 0.002 and config["model"]["entropy_coef"] == 0.03
+    assert config["model"]["desired_kl"] is None
+    last = torch.load(root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["hyper_parameters"]["lr"] == 0.002
+    # the restored optimizer took the new rate (fixed: the KL schedule is off)
+    assert last["optimizer_states"][0]["param_groups"][0]["lr"] == 0.002
+
+
+def test_model_options_that_cannot_change_on_resume_are_refused_by_name(reach_run, tmp_path, capsys):
+    root = tmp_path / "run"
+    shutil.copytree(reach_run, root)
+    before = _snapshot(root)
+    capsys.readouterr()
+    assert main(_reach(root, "--ckpt_path", "last", "--model.lstm_hidden", "32", "--model.lr", "0.002")) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("quadlit: error:") and "--model.lstm_hidden" in err and "lstm_hidden=16" in err, err
+    assert "--model.lr" not in err  # the learning rate could change; only the network size cannot
+    assert _snapshot(root) == before
+
+
+def test_a_checkpoint_stores_a_digest_of_its_contents(reach_run):
+    from quadlit.training.checkpoint import DIGEST_KEY, read_checkpoint, state_digest
+
+    last = _last(reach_run)
+    state = read_checkpoint(last)  # verifies the digest: the saved and the loaded state agree
+    assert state[DIGEST_KEY].startswith("blake2b:") and state_digest(state) == state[DIGEST_KEY]
+    first = next(k for k, v in state["state_dict"].items() if v.is_floating_point() and v.numel() > 1)
+    state["state_dict"][first][0] += 1.0
+    assert state_digest(state) != state[DIGEST_KEY]
+
+
+@pytest.mark.parametrize("how", ["tensor_bytes_in_the_file", "weights_resaved"])
+def test_a_changed_checkpoint_is_refused_in_one_line(reach_run, tmp_path, capsys, how):
+    root = tmp_path / "run"
+    shutil.copytree(reach_run, root)
+    last = _last(root)
+    state = torch.load(last, weights_only=True)
+    name = next(k for k, v in state["state_dict"].items() if v.is_floating_point() and v.numel() >= 16)
+    if how == "tensor_bytes_in_the_file":  # one byte of a weight, flipped in place: the file still loads
+        data = bytearray(last.read_bytes())
+        at = data.find(state["state_dict"][name].numpy().tobytes())
+        assert at > 0
+        data[at + 5] ^= 0x40
+        last.write_bytes(bytes(data))
+        assert not torch.equal(torch.load(last, weights_only=True)["state_dict"][name], state["state_dict"][name])
+    else:  # the weights edited and saved again, the stored digest kept
+        state["state_dict"][name] += 0.5
+        torch.save(state, last)
+    before = _snapshot(root)
+    capsys.readouterr()
+    for command in ("fit", "validate"):
+        args = _reach(root, "--ckpt_path", str(last), "--trainer.max_epochs", "2")
+        args[0] = command
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "changed or damaged" in err[0] and str(last) in err[0], err
+    assert _snapshot(root) == before

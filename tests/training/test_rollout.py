@@ -96,3 +96,33 @@ def test_ppo_re_evaluation_of_a_rollout_reproduces_its_log_probs():
         log_prob, _, value = policy.evaluate(r.policy_obs, r.raw_action, (r.h0, r.c0), r.episode_start)
     assert torch.allclose(log_prob, r.log_prob, atol=1e-4)
     assert torch.allclose(value, r.value, atol=1e-5)
+
+
+class _NanPolicy(CountingPolicy):
+    """CountingPolicy whose action is NaN for env 1 at every step and +inf for env 2 at step 0."""
+
+    def act(self, obs, state, episode_start, deterministic=False, generator=None):
+        action, raw, logp, value, state = super().act(obs, state, episode_start, deterministic, generator)
+        if obs.shape[0] < 4:  # the value of a final observation: not a step
+            return action, raw, logp, value, state
+        action[1, 0] = float("nan")
+        if obs[2, 1] == 0:
+            action[2, 1] = float("inf")
+        return action, raw, logp, value, state
+
+
+def test_non_finite_actions_are_counted_and_warned_about_once():
+    import warnings
+
+    task = CountingTask(4)
+    collector = RolloutCollector(task, 5)
+    collector.reset(0)
+    norm = RunningNorm(3, enabled=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rollouts = [collector.collect(_NanPolicy(), norm, torch.device("cpu")) for _ in range(2)]
+    # env 1 every step (5), env 2 at its first step (its episodes last 5 steps: once per rollout)
+    assert [r.num_nonfinite_actions for r in rollouts] == [6, 6]
+    assert collector.collect(CountingPolicy(), norm, torch.device("cpu")).num_nonfinite_actions == 0
+    messages = [str(w.message) for w in caught if "non-finite actions" in str(w.message)]
+    assert len(messages) == 1 and "6 environment-steps" in messages[0]

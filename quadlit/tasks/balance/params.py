@@ -7,6 +7,24 @@ from dataclasses import dataclass, fields
 from typing import Literal, NamedTuple
 
 
+#: Upper bounds of the physical parameters and why: beyond them the task no longer models a robot
+#: keeping its balance (a 1e9 m/s push, say, only ever ends in a non-finite state and a reset).
+PHYSICAL_UPPER_BOUNDS = {
+    "push_magnitude": (10.0, "m/s, ten times the default kick; larger ones throw the robot, they do not test balance"),
+    "action_scale": (1.5, "rad of PD target per unit action, beyond the joints' useful range"),
+    "added_mass_max": (10.0, "kg on a 12.45 kg robot"),
+    "friction_max": (5.0, "no ground grips harder"),
+    "motor_strength_max": (5.0, "times the A1's torque limits"),
+    "gain_scale_max": (5.0, "times the PD gains, stiffer than 1 ms substeps integrate stably"),
+    "reset_joint_noise": (0.5, "rad from the default pose at reset"),
+    "reset_velocity_noise": (5.0, "m/s or rad/s of random velocity at reset"),
+    "reset_height_noise": (0.2, "m of extra height at reset"),
+    "target_height": (0.6, "m, above the legs' reach"),
+    "min_height": (0.5, "m, above the standing height: every episode would fail at once"),
+    "obs_noise": (1.0, "standard deviation, larger than most observations themselves"),
+}
+
+
 @dataclass(frozen=True)
 class BalanceParams:
     """The balance task: a 12-joint quadruped stands and recovers from pushes.
@@ -50,6 +68,9 @@ class BalanceParams:
         pose_scale: penalty on the squared deviation of the joints from the default pose, per rad^2.
         alive_bonus: reward for every step survived.
         termination_penalty: penalty when the episode fails (tilt, height or ground touch).
+
+    Physical parameters have upper bounds (``PHYSICAL_UPPER_BOUNDS``, with the reason for each;
+    e.g. push_magnitude <= 10 m/s) and reset_tilt must stay below max_tilt.
     """
 
     motor_mode: Literal["pd", "torque"] = "pd"
@@ -135,6 +156,11 @@ class BalanceParams:
                 bad(hi, f">= {lo} ({getattr(self, lo)})")
         if self.added_mass_min <= -4.0:
             bad("added_mass_min", "> -4 kg (the trunk weighs 4.7 kg)")
+        for name, (limit, why) in PHYSICAL_UPPER_BOUNDS.items():
+            if getattr(self, name) > limit:
+                bad(name, f"<= {limit} ({why})")
+        if self.reset_tilt >= self.max_tilt:
+            bad("reset_tilt", f"< max_tilt ({self.max_tilt} rad), or episodes fail as they start")
 
 
 # ---- what the kernels see ---------------------------------------------------------------------

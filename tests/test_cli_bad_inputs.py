@@ -1,0 +1,146 @@
+"""A table of bad inputs, each one line on stderr naming the problem, exit status 2, nothing
+written (issue 14). tests/test_cli.py and tests/test_cli_edges.py hold the cases that need
+files, checkpoints or output paths set up; these need only the command line."""
+
+from pathlib import Path
+
+import pytest
+
+from quadlit.cli import main
+from tests.tiny import REPO, TINY
+
+# (option, value, text the line must contain)
+FIT_OPTIONS = [
+    # model: ranges, types, choices, shapes
+    ("--model.lr", "2", "model.lr"),
+    ("--model.lr", "nan", "model.lr"),
+    ("--model.lr", "inf", "model.lr"),
+    ("--model.wm_lr", "0", "model.wm_lr"),
+    ("--model.critic_lr", "0", "model.critic_lr"),
+    ("--model.clip_ratio", "0", "model.clip_ratio"),
+    ("--model.clip_ratio", "1.5", "model.clip_ratio"),
+    ("--model.value_clip", "-1", "model.value_clip"),
+    ("--model.entropy_coef", "-1", "model.entropy_coef"),
+    ("--model.value_coef", "-1", "model.value_coef"),
+    ("--model.max_grad_norm", "0", "model.max_grad_norm"),
+    ("--model.ppo_epochs", "-1", "model.ppo_epochs"),
+    ("--model.ppo_epochs", "1.5", "model.ppo_epochs"),
+    ("--model.num_minibatches", "0", "model.num_minibatches"),
+    ("--model.wm_updates", "-1", "model.wm_updates"),
+    ("--model.wm_batch_size", "0", "model.wm_batch_size"),
+    ("--model.desired_kl", "0", "model.desired_kl"),
+    ("--model.desired_kl", "2", "model.desired_kl"),
+    ("--model.max_nonfinite_iterations", "0", "model.max_nonfinite_iterations"),
+    ("--model.init_log_std", "5", "model.init_log_std"),
+    ("--model.final_log_std", "-20", "model.final_log_std"),
+    ("--model.log_std_decay_steps", "0", "model.log_std_decay_steps"),
+    ("--model.policy", "transformer", "model.policy"),
+    ("--model.critic", "giant", "model.critic"),
+    ("--model.mlp_hidden", "[]", "model.mlp_hidden"),
+    ("--model.mlp_hidden", "[0]", "model.mlp_hidden"),
+    ("--model.critic_hidden", "[-1]", "model.critic_hidden"),
+    ("--model.lstm_hidden", "0", "model.lstm_hidden"),
+    ("--model.encoder_dim", "0", "model.encoder_dim"),
+    ("--model.gat_heads", "0", "model.gat_heads"),
+    ("--model.gat_head_dim", "-3", "model.gat_head_dim"),
+    ("--model.wm_latent_dim", "0", "model.wm_latent_dim"),
+    ("--model.seed", "abc", "model.seed"),
+    ("--model.normalize_obs", "maybe", "model.normalize_obs"),
+    ("--model.desired_kl", "abc", "model.desired_kl"),
+    # data and task parameters
+    ("--data.num_envs", "lots", "data.num_envs"),
+    ("--data.num_envs", "1000000000", "data.num_envs"),
+    ("--data.min_envs", "0", "min_envs"),
+    ("--data.max_envs", "1", "max_envs"),
+    ("--data.iterations_per_epoch", "0", "data.iterations_per_epoch"),
+    ("--data.physics_threads", "0", "data.physics_threads"),
+    ("--data.physics_threads", "many", "data.physics_threads"),
+    ("--data.eval_episodes", "0", "data.eval_episodes"),
+    ("--data.seed", "x", "data.seed"),
+    ("--data.eval_curve", "maybe", "data.eval_curve"),
+    ("--data.task", "", "data.task"),
+    ("--data.balance.max_tilt", "4", "balance.max_tilt"),
+    ("--data.balance.physics_dt", "0.01", "balance.physics_dt"),
+    ("--data.balance.motor_mode", "force", "balance.motor_mode"),
+    ("--data.balance.substeps", "0", "balance.substeps"),
+    ("--data.balance.max_steps", "0", "balance.max_steps"),
+    ("--data.balance.push_jitter", "2", "balance.push_jitter"),
+    ("--data.balance.friction_min", "-1", "balance.friction_min"),
+    ("--data.balance.added_mass_min", "-5", "balance.added_mass_min"),
+    ("--data.balance.push_interval_max", "0.5", "balance.push_interval_max"),
+    ("--data.balance.obs_noise", "5", "balance.obs_noise"),
+    ("--data.balance.curriculum_start", "0", "balance.curriculum_start"),
+    ("--data.balance.push_magnitude", "1e9", "balance.push_magnitude"),
+    ("--data.balance.push_magnitude", "nan", "balance.push_magnitude"),
+    ("--data.balance.no_field", "1", "no_field"),
+    ("--data.reach.dt", "0", "reach.dt"),
+    ("--data.reach.gravity", "-1", "reach.gravity"),
+    # Trainer flags: Lightning's own checks, and those it leaves to a crash mid-run
+    ("--trainer.max_epochs", "-2", "max_epochs"),
+    ("--trainer.max_epochs", "abc", "trainer.max_epochs"),
+    ("--trainer.max_steps", "-5", "max_steps"),
+    ("--trainer.min_epochs", "-3", "trainer.min_epochs"),
+    ("--trainer.devices", "0", "devices"),
+    ("--trainer.num_nodes", "0", "num_nodes"),
+    ("--trainer.accelerator", "banana", "accelerator"),
+    ("--trainer.accelerator", "tpu", "torch_xla"),
+    ("--trainer.precision", "7", "trainer.precision"),
+    ("--trainer.strategy", "nonsense", "strategy"),
+    ("--trainer.max_time", "abc", "duration"),
+    ("--trainer.check_val_every_n_epoch", "0", "trainer.check_val_every_n_epoch"),
+    ("--trainer.val_check_interval", "0", "trainer.val_check_interval"),
+    ("--trainer.log_every_n_steps", "-1", "trainer.log_every_n_steps"),
+    ("--trainer.limit_train_batches", "-1", "limit_train_batches"),
+    ("--trainer.limit_val_batches", "2.5", "limit_val_batches"),
+    ("--trainer.fast_dev_run", "-1", "fast_dev_run"),
+    ("--trainer.gradient_clip_val", "1", "gradient_clip_val"),  # refused by Lightning once fit has begun
+    ("--trainer.accumulate_grad_batches", "2", "accumulate_grad_batches"),
+    ("--trainer.callbacks", "foo", "trainer.callbacks"),
+    ("--trainer.logger", "nonsense", "trainer.logger"),
+    # the command line itself
+    ("--nonexistent_flag", "1", "nonexistent_flag"),
+    ("--config", "/nonexistent/quadlit.yaml", "/nonexistent/quadlit.yaml"),
+    ("--seed_everything", "abc", "seed_everything"),
+    ("--ckpt_path", "/", "--ckpt_path"),
+]
+
+
+@pytest.mark.parametrize("option,value,needle", FIT_OPTIONS, ids=[f"{o}={v}" for o, v, _ in FIT_OPTIONS])
+def test_bad_fit_option(tmp_path, capsys, option, value, needle):
+    root = tmp_path / "out"
+    code = main(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.max_epochs", "1",
+                 "--trainer.default_root_dir", str(root), option, value])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("quadlit: error:") and needle in err, err
+    assert "Traceback" not in err
+    assert not any(tmp_path.iterdir()), "nothing may be written on bad input"
+
+
+COMMANDS = [
+    (["nope"], "invalid choice"),
+    (["fit", "positional"], "positional"),
+    (["export"], "--ckpt_path"),
+    (["export", "--ckpt_path", "/nonexistent.ckpt"], "/nonexistent.ckpt"),
+    (["export", "--ckpt_path", "/nonexistent.ckpt", "--format", "xyz"], "--format"),
+    (["play", "--ckpt_path", "/nonexistent.ckpt"], "/nonexistent.ckpt"),
+    (["play", "--task", "swim"], "--task"),
+    (["record", "--ckpt_path", "/nonexistent.ckpt", "--out", "x.gif"], "/nonexistent.ckpt"),
+    (["export-mjcf", "--out", "/proc/quadlit-no-such-dir/a1.xml"], "/proc/quadlit-no-such-dir/a1.xml"),
+    # the tools' own argparse errors (usage and exit, until the CLI's edge turned them into one line)
+    (["export-mjcf", "--actuators", "jet"], "--actuators"),
+    (["bench", "nothing"], "invalid choice: 'nothing'"),
+    (["tune", "--trials", "-1"], "--trials"),
+]
+
+
+@pytest.mark.parametrize("argv,needle", COMMANDS, ids=[" ".join(a) for a, _ in COMMANDS])
+def test_bad_command(tmp_path, capsys, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("quadlit: error:") and needle in err, err
+    assert not any(Path(tmp_path).iterdir())
+
