@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from quadlit.bench import require_config
+
 #: The searched hyperparameters: name -> (kind, low/choices, high, log scale), as fit options.
 #: The knobs of the balance recipe that the screenings (docs/learning.md) found to matter: the
 #: exploration-noise schedule, the step sizes of policy and critic, the gradient steps per sample,
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage", default="sqlite:///lightning_logs/tune.db", help="Optuna storage URL")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler (TPE)")
     args, extra = p.parse_known_args(argv)  # the rest goes to every trial's fit
+    require_config(args.config, "quadlit tune")
     if args.trials < 1 or args.minutes <= 0 or args.eval_episodes < 1:
         p.error("--trials, --minutes and --eval-episodes must be positive")
     try:

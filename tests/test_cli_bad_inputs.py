@@ -132,6 +132,12 @@ COMMANDS = [
     (["export-mjcf", "--actuators", "jet"], "--actuators"),
     (["bench", "nothing"], "invalid choice: 'nothing'"),
     (["tune", "--trials", "-1"], "--trials"),
+    # a benchmark's --config that is not a file: one line before any run starts
+    (["bench", "train", "--config", "missing.yaml"], "missing.yaml"),
+    (["bench", "versus-sb3", "--config", "missing.yaml"], "missing.yaml"),
+    (["bench", "soak", "--config", "missing.yaml"], "missing.yaml"),
+    (["bench", "fingerprint", "--config", "missing.yaml"], "missing.yaml"),
+    (["tune", "--trials", "1", "--config", "missing.yaml"], "missing.yaml"),
 ]
 
 

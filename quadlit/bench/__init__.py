@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
+from pathlib import Path
 
 BENCHES = {
     "reach": "quadlit.bench.reach",
@@ -23,6 +25,15 @@ def open_ended_fit(config: str, *extra: str) -> list[str]:
     ``extra`` comes last, so it can override any of them."""
     return ["fit", "--config", config, "--trainer.max_time", "null", "--trainer.max_epochs", "1000000",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *extra]
+
+
+def require_config(path: str | None, prog: str) -> None:
+    """One line and exit 2 when a benchmark's ``--config`` is not a file (instead of a traceback
+    from a child process, or a run that fails after minutes of another one)."""
+    if path is not None and not Path(path).is_file():
+        print(f"quadlit: error: {prog}: --config {path}: no such file (run from the repository root, or give a path)",
+              file=sys.stderr)
+        raise SystemExit(2)
 
 
 def main(argv: list[str] | None = None) -> int:

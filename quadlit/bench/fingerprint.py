@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from quadlit.bench import require_config
+
 CONFIGS = {"balance": "configs/balance.yaml", "reach": "configs/reach.yaml"}
 
 
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write the digests (and every value) here")
     parser.add_argument("--compare", default=None, help="a --json file of an earlier run to compare with")
     args, extra = parser.parse_known_args(argv)  # the rest goes to fit
+    require_config(args.config, "quadlit bench fingerprint")
     tasks = list(CONFIGS) if args.task == "all" else [args.task]
     result = {}
     for task in tasks:

@@ -22,6 +22,8 @@ import time
 
 import psutil
 
+from quadlit.bench import require_config
+
 MIB = 2**20
 
 
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=float, default=2.0, help="largest allowed growth of the median, %%")
     parser.add_argument("--root", default=None, help="run directory (default: a temporary one, removed after)")
     args, extra = parser.parse_known_args(argv)  # the rest goes to fit
+    require_config(args.config, "quadlit bench soak")
     if args.interval <= 0 or args.minutes * 60 < 3 * args.interval:
         parser.error("--minutes must cover at least three --interval reports (warm-up + two to compare)")
 

@@ -33,6 +33,8 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
+from quadlit.bench import require_config  # noqa: E402
+
 #: Training metrics kept per iteration in the --json output (when logged).
 TRACE_KEYS = ("episode/return", "episode/length", "episode/survived", "train/explained_variance",
               "train/approx_kl", "train/learning_rate", "train/entropy", "train/value_loss", "train/clip_fraction",
@@ -242,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parser().parse_known_args(argv)
+    require_config(args.config, "quadlit bench train")
     if args.minutes <= 0 or args.eval_every < 1 or args.eval_episodes < 1:
         raise SystemExit("quadlit bench train: --minutes, --eval-every and --eval-episodes must be positive")
     if args.single or (len(args.seeds) == 1 and not args.cold):

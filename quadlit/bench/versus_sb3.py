@@ -35,6 +35,8 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
+from quadlit.bench import require_config  # noqa: E402
+
 
 class SB3Policy:
     """A Stable-Baselines3 model behind the ``act`` API of quadlit's policies (for evaluation)."""
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)  # an SB3 child process
     p.add_argument("--child-json", default=None, help=argparse.SUPPRESS)
     args, extra = p.parse_known_args(argv)
+    require_config(args.config, "quadlit bench versus-sb3")
     if args.seed is not None:  # child: one SB3 run
         record = run_sb3(args)
         Path(args.child_json).write_text(json.dumps(record))
