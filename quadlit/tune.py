@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage", default="sqlite:///lightning_logs/tune.db", help="Optuna storage URL")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler (TPE)")
     args, extra = p.parse_known_args(argv)  # the rest goes to every trial's fit
-    require_config(args.config, "quadlit tune")
     if args.trials < 1 or args.minutes <= 0 or args.eval_episodes < 1:
         p.error("--trials, --minutes and --eval-episodes must be positive")
+    require_config(args.config, "quadlit tune")
     try:
         import optuna
     except ImportError:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from pathlib import Path
 
 BENCHES = {
@@ -31,9 +30,9 @@ def require_config(path: str | None, prog: str) -> None:
     """One line and exit 2 when a benchmark's ``--config`` is not a file (instead of a traceback
     from a child process, or a run that fails after minutes of another one)."""
     if path is not None and not Path(path).is_file():
-        print(f"quadlit: error: {prog}: --config {path}: no such file (run from the repository root, or give a path)",
-              file=sys.stderr)
-        raise SystemExit(2)
+        from quadlit.errors import ConfigError
+
+        raise ConfigError(f"{prog}: --config {path}: no such file (run from the repository root, or give a path)")
 
 
 def main(argv: list[str] | None = None) -> int:

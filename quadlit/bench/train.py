@@ -244,9 +244,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parser().parse_known_args(argv)
-    require_config(args.config, "quadlit bench train")
     if args.minutes <= 0 or args.eval_every < 1 or args.eval_episodes < 1:
         raise SystemExit("quadlit bench train: --minutes, --eval-every and --eval-episodes must be positive")
+    require_config(args.config, "quadlit bench train")
     if args.single or (len(args.seeds) == 1 and not args.cold):
         records = [run_one(args, extra)]
     else:
