@@ -142,11 +142,19 @@ class QuadlitEnv(gymnasium.Env):
         self.observation_space, self.action_space = _spaces(self.task_spec)
 
         from quadlit.render import frame_function
+        from quadlit.render.display import display_available
 
         self._frame_fn = frame_function(self._task)
-        render_modes = ["rgb_array"] if self._frame_fn is not None else []
+        # "rgb_array" only where it can work here (an X display for raylib): Gymnasium's env checker
+        # and wrappers read this instance's render_modes to decide what to try
+        can_render, why_not = display_available() if self._frame_fn is not None else (False, "the task draws nothing")
+        render_modes = ["rgb_array"] if can_render else []
         self.metadata = {"render_modes": render_modes, "render_fps": round(1.0 / self.task_spec.control_dt, 6)}
         if render_mode is not None and render_mode not in render_modes:
+            self._task.close()
+            self._pool.close()
+            if render_mode == "rgb_array" and self._frame_fn is not None:
+                raise ValueError(f"render_mode 'rgb_array' is not available here: {why_not}")
             raise ValueError(f"render_mode must be None or one of {render_modes}, got {render_mode!r}")
         self.render_mode = render_mode
         self._render_size = (int(render_width), int(render_height))

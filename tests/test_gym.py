@@ -76,6 +76,26 @@ def test_reach_passes_gymnasium_env_checker():
     env.close()
 
 
+def test_without_a_display_the_env_offers_no_render_mode_and_passes_the_checker(monkeypatch):
+    from quadlit.render.display import clear_display_cache
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    clear_display_cache()
+    try:
+        env = gym.make("quadlit/Reach-v0", params=SHORT).unwrapped
+        assert env.metadata["render_modes"] == []
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            check_env(env)  # with the render check: nothing to render here, so nothing fails
+        assert _gym_warnings(record) == []
+        env.close()
+        with pytest.raises(ValueError, match="not available here: no X display"):
+            gym.make("quadlit/Reach-v0", params=SHORT, render_mode="rgb_array")
+    finally:
+        monkeypatch.undo()
+        clear_display_cache()
+
+
 @pytest.mark.render
 @needs_display
 def test_reach_passes_gymnasium_env_checker_with_rendering():

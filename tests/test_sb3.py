@@ -1,0 +1,56 @@
+"""The Stable-Baselines3 VecEnv adapter: same transitions as QuadlitVectorEnv in SB3's layout,
+and SB3's PPO trains on it."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("stable_baselines3")  # a test extra: `pip install -e '.[test]'` installs it
+
+from stable_baselines3 import PPO  # noqa: E402
+from stable_baselines3.common.vec_env import VecMonitor  # noqa: E402
+
+from quadlit.gym import QuadlitVectorEnv  # noqa: E402
+from quadlit.sb3 import QuadlitSB3VecEnv  # noqa: E402
+
+SHORT = {"max_steps": 20}  # reach episodes of 20 steps: several episode ends in a short test
+
+
+def test_adapter_steps_like_the_vector_env_in_sb3_layout():
+    env = QuadlitSB3VecEnv("reach", 8, params=SHORT, physics_threads=1)
+    ref = QuadlitVectorEnv("reach", 8, params=SHORT, physics_threads=1)
+    env.seed(7)
+    obs = env.reset()
+    ref_obs, _ = ref.reset(seed=7)
+    np.testing.assert_array_equal(obs, ref_obs)
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(45):
+        actions = rng.uniform(-1, 1, (8, 3)).astype(np.float32)
+        env.step_async(actions)
+        obs, rewards, dones, infos = env.step_wait()
+        ref_obs, ref_rewards, term, trunc, ref_info = ref.step(actions)
+        np.testing.assert_array_equal(obs, ref_obs)
+        np.testing.assert_allclose(rewards, ref_rewards.astype(np.float32))
+        np.testing.assert_array_equal(dones, term | trunc)
+        for i in range(8):
+            if dones[i]:
+                ends += 1
+                np.testing.assert_array_equal(infos[i]["terminal_observation"], ref_info["final_obs"][i])
+                assert infos[i]["TimeLimit.truncated"] == bool(trunc[i] and not term[i])
+                assert set(infos[i]["episode_metrics"]) == set(ref.task_spec.episode_metrics)
+            else:
+                assert "terminal_observation" not in infos[i]
+    assert ends >= 8  # every environment finished at least one 20-step episode
+    assert env.get_attr("render_mode") == [None] * 8
+    env.close()
+    ref.close()
+
+
+def test_sb3_ppo_trains_on_the_adapter():
+    env = VecMonitor(QuadlitSB3VecEnv("reach", 16, params=SHORT, physics_threads=1))
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=128, n_epochs=2, seed=0, device="cpu")
+    model.learn(total_timesteps=2048)
+    assert model.num_timesteps >= 2048
+    lengths = [ep["l"] for ep in model.ep_info_buffer]
+    assert lengths and max(lengths) <= 20  # SB3 saw the episodes end where quadlit ended them
+    env.close()
