@@ -15,7 +15,9 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -23,7 +25,7 @@ import yaml
 from jsonargparse import ActionYesNo, ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -344,8 +346,11 @@ class QuadlitCLI(LightningCLI):
         if isinstance(logger, TensorBoardLogger) and rank_zero_only.rank == 0:
             log_dir = Path(logger.log_dir).absolute()
             created = [d for d in (log_dir, log_dir.parent, log_dir.parent.parent) if not d.exists()]
+        interrupt = _InterruptAtBatchEnd()
+        self.trainer.callbacks.append(interrupt)
         try:
-            fn(model, **kwargs)
+            with interrupt.watching():
+                fn(model, **kwargs)
         except (ConfigError, MisconfigurationException, MemoryError, OSError):
             saved = any(c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks)
             if created and not saved:
@@ -374,6 +379,46 @@ class QuadlitCLI(LightningCLI):
         if not last:
             return f"interrupted at step {step}, before the first checkpoint: nothing to continue from"
         return f"interrupted at step {step}; continue with --ckpt_path {last}"
+
+
+class _InterruptAtBatchEnd(Callback):
+    """Ctrl-C that cannot be lost. Python raises KeyboardInterrupt wherever the main thread is
+    when the signal is handled; if that is a finalizer or a callback whose exceptions Python
+    ignores ("Exception ignored in ..."), the interrupt is gone and training goes on. While a
+    Trainer entry point runs, the SIGINT handler also records the request, and this callback
+    raises KeyboardInterrupt again at the next batch end (Lightning then shuts down gracefully
+    and quadlit names the checkpoint to continue from)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextmanager
+    def watching(self):
+        if threading.current_thread() is not threading.main_thread() \
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield  # someone else handles Ctrl-C here (a test harness, an embedding application)
+            return
+
+        def handler(signum, frame):
+            self.requested = True
+            signal.default_int_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            if signal.getsignal(signal.SIGINT) is handler:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _check(self, trainer) -> None:
+        if self.requested and not trainer.interrupted:
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
+        self._check(trainer)
+
+    def on_validation_batch_end(self, trainer, *args, **kwargs) -> None:
+        self._check(trainer)
 
 
 def default_callbacks() -> list:

@@ -120,14 +120,24 @@ def test_ctrl_c_during_fit_exits_130_naming_the_checkpoint(tmp_path):
 
     proc = subprocess.Popen([sys.executable, "-m", "quadlit.cli", *_fit_args(tmp_path, "--trainer.max_epochs", "1000")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    start = time.monotonic()
-    while not list(tmp_path.rglob("last.ckpt")):
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() - start < 300
-        time.sleep(0.02)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        start = time.monotonic()
+        while not list(tmp_path.rglob("last.ckpt")):
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() - start < 300
+            time.sleep(0.02)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            raise AssertionError(f"still running 120 s after Ctrl-C; its stderr:\n{err[-3000:]}") from None
+    finally:
+        if proc.poll() is None:  # never leave a training process behind
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     notes = [line for line in err.splitlines() if "interrupted" in line]
