@@ -118,13 +118,16 @@ def test_ctrl_c_during_fit_exits_130_naming_the_checkpoint(tmp_path):
     import sys
     import time
 
-    # without a display (no evaluation videos): in a fresh clone under Xvfb the child, rendering
-    # a video and flooding stderr with Mesa's XDG_RUNTIME_DIR complaints, did not honour Ctrl-C
-    # within 120 s (2 of 2 CI runs; not reproduced in the development checkout); an open problem
-    # noted in the issue, kept out of this test of the exit status and the one-line note
+    # the child starts as from a shell: Ctrl-C at its default disposition. An ignored SIGINT is
+    # inherited across exec, and Lightning sets SIGINT to "ignore" in a process whose fit it shut
+    # down after an interrupt, so an earlier in-process test could leave this pytest process
+    # ignoring it (suspected cause of this test hanging in 2 of 2 full fresh-clone CI runs while
+    # passing alone; not confirmed). Also without a display (no evaluation videos, which flooded
+    # stderr with Mesa's XDG_RUNTIME_DIR complaints in those runs).
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     proc = subprocess.Popen([sys.executable, "-m", "quadlit.cli", *_fit_args(tmp_path, "--trainer.max_epochs", "1000")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         start = time.monotonic()
         while not list(tmp_path.rglob("last.ckpt")):
