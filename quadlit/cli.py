@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
+import torch
 import yaml
 from jsonargparse import ActionYesNo, ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -77,8 +78,8 @@ LINKED_MODEL_SIZES = ("obs_dim", "action_dim", "privileged_dim")
 #: seed their random streams, which the checkpoint fixes.
 RESUMABLE_MODEL_FIELDS = frozenset({
     "lr", "wm_lr", "critic_lr", "gamma", "gae_lambda", "clip_ratio", "value_clip", "entropy_coef", "value_coef",
-    "max_grad_norm", "ppo_epochs", "num_minibatches", "wm_updates", "wm_batch_size", "desired_kl",
-    "max_nonfinite_iterations",
+    "max_grad_norm", "ppo_epochs", "num_minibatches", "wm_updates", "wm_every", "wm_batch_size", "desired_kl",
+    "final_desired_kl", "kl_decay_steps", "max_nonfinite_iterations",
 })
 
 
@@ -125,6 +126,14 @@ def _check_config_files(args) -> None:
         if not isinstance(content, dict):
             raise ConfigError(f"--config {path}: expected a YAML mapping with trainer:, data: and/or model: "
                               f"sections, got a {type(content).__name__}")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (oneDNN's check: AVX-512 BF16 or AMX on x86)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _note(message: str) -> None:
@@ -297,8 +306,22 @@ class QuadlitCLI(LightningCLI):
             _note(f"model.{', model.'.join(ignored)}: the checkpoint's values are kept (the config's differ; "
                   f"give --model.KEY VALUE to change one)")
 
+    def _fit_precision_to_cpu(self) -> None:
+        """bf16-mixed on a CPU that has no native bf16 arithmetic is emulated, several times
+        slower than float32: such a run uses 32-true instead, with a note."""
+        _, cfg = self._subcommand_config()
+        trainer = cfg.get("trainer") if cfg else None
+        if not trainer or str(trainer.get("precision")) not in ("bf16-mixed", "bf16"):
+            return
+        accelerator = str(trainer.get("accelerator") or "auto")
+        if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
+            if not cpu_has_native_bf16():
+                trainer["precision"] = "32-true"
+                _note("this CPU has no native bf16 arithmetic: training in 32-true instead of bf16-mixed")
+
     def before_instantiate_classes(self) -> None:
         self._apply_model_overrides()
+        self._fit_precision_to_cpu()
         _, cfg = self._subcommand_config()
         if cfg and cfg.get("trainer", {}).get("enable_checkpointing") is False:
             # the user turned checkpoints off: drop the default checkpoint callbacks (Lightning

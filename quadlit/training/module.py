@@ -97,10 +97,16 @@ class QuadlitModule(L.LightningModule):
         ppo_epochs: passes over each rollout.
         num_minibatches: minibatches per pass, split by environment (sequences stay whole).
         wm_updates: world-model gradient steps per rollout (0 disables the world model).
+        wm_every: train the world model on every wm_every-th rollout only (1: every rollout);
+            nothing in training uses the model yet, so a larger value is the cheaper setting.
         wm_batch_size: transitions per world-model step.
         normalize_obs: keep running observation statistics and normalise the policy's input.
         desired_kl: adapt the policy learning rate after every minibatch to keep the approximate KL
             near this value (x1.5 when below half, /1.5 when above double; null keeps lr fixed).
+        final_desired_kl: null: the KL target stays desired_kl. A number: the target falls
+            linearly from desired_kl to final_desired_kl over the first kl_decay_steps env-steps,
+            then is held (smaller policy changes late in a run: a steadier final policy).
+        kl_decay_steps: env-steps over which a scheduled KL target reaches final_desired_kl.
         max_nonfinite_iterations: stop the run after this many iterations in a row with a
             non-finite loss (each such update is skipped and counted).
         seed: seed of the action-sampling generator and minibatch order.
@@ -136,9 +142,12 @@ class QuadlitModule(L.LightningModule):
         ppo_epochs: int = 4,
         num_minibatches: int = 4,
         wm_updates: int = 1,
+        wm_every: int = 1,
         wm_batch_size: int = 4096,
         normalize_obs: bool = True,
         desired_kl: float | None = 0.01,
+        final_desired_kl: float | None = None,
+        kl_decay_steps: int = 3_000_000,
         max_nonfinite_iterations: int = 5,
         seed: int = 0,
     ) -> None:
@@ -146,7 +155,7 @@ class QuadlitModule(L.LightningModule):
         for name, v in (("obs_dim", obs_dim), ("action_dim", action_dim), ("encoder_dim", encoder_dim),
                         ("gat_heads", gat_heads), ("gat_head_dim", gat_head_dim), ("lstm_hidden", lstm_hidden),
                         ("wm_latent_dim", wm_latent_dim), ("ppo_epochs", ppo_epochs),
-                        ("num_minibatches", num_minibatches), ("wm_batch_size", wm_batch_size)):
+                        ("num_minibatches", num_minibatches), ("wm_batch_size", wm_batch_size), ("wm_every", wm_every)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"model.{name} must be a positive integer, got {v!r}")
         if not isinstance(max_nonfinite_iterations, int) or max_nonfinite_iterations < 1:
@@ -169,6 +178,12 @@ class QuadlitModule(L.LightningModule):
             raise ValueError(f"model.log_std_decay_steps must be an integer >= 1, got {log_std_decay_steps!r}")
         if desired_kl is not None:
             _check_range("desired_kl", desired_kl, 0.0, 1.0, lo_open=True)
+        if final_desired_kl is not None:
+            if desired_kl is None:
+                raise ValueError("model.final_desired_kl schedules the KL target: it needs model.desired_kl")
+            _check_range("final_desired_kl", final_desired_kl, 0.0, 1.0, lo_open=True)
+        if not isinstance(kl_decay_steps, int) or kl_decay_steps < 1:
+            raise ValueError(f"model.kl_decay_steps must be an integer >= 1, got {kl_decay_steps!r}")
         _check_range("critic_lr", critic_lr, 0.0, 1.0, lo_open=True)
         if policy not in ("entity_belief", "mlp"):
             raise ValueError(f"model.policy must be 'entity_belief' or 'mlp', got {policy!r}")
@@ -224,6 +239,14 @@ class QuadlitModule(L.LightningModule):
             return None
         frac = min(1.0, env_steps / hp.log_std_decay_steps)
         return hp.init_log_std + (hp.final_log_std - hp.init_log_std) * frac
+
+    def scheduled_desired_kl(self, env_steps: int) -> float | None:
+        """The KL target after ``env_steps`` (None when the learning rate is fixed)."""
+        hp = self.hparams
+        if hp.desired_kl is None or hp.final_desired_kl is None:
+            return hp.desired_kl
+        frac = min(1.0, env_steps / hp.kl_decay_steps)
+        return hp.desired_kl + (hp.final_desired_kl - hp.desired_kl) * frac
 
     def _apply_log_std_schedule(self) -> None:
         value = self.scheduled_log_std(int(self.env_steps))
@@ -303,7 +326,8 @@ class QuadlitModule(L.LightningModule):
         # reducer cannot follow: it is switched off and distributed.average_gradients syncs instead
         no_reducer = wrapper.no_sync() if isinstance(wrapper, DistributedDataParallel) else nullcontext()
         with no_reducer:
-            wm_metrics = self._update_world_model(rollout)
+            iteration = self.current_epoch * self.trainer.num_training_batches + batch_idx
+            wm_metrics = self._update_world_model(rollout) if iteration % self.hparams.wm_every == 0 else {}
             ppo_metrics = self._update_policy(rollout, advantages, returns)
         # after the update: PPO re-evaluates what the policy saw; under DDP over every rank's data
         self.obs_norm.update(rollout.obs, across_ranks=True)
@@ -412,6 +436,8 @@ class QuadlitModule(L.LightningModule):
         out = {k: v / max(updates, 1) for k, v in stats.items()}
         out["skipped_nonfinite"] = float(skipped)
         out["learning_rate"] = float(ppo_opt.param_groups[0]["lr"])
+        if hp.final_desired_kl is not None:  # logged when scheduled
+            out["desired_kl"] = float(self.scheduled_desired_kl(int(self.env_steps)))
         out["action_std"] = float(self.policy.log_std.detach().exp().mean())
         return out
 
@@ -425,9 +451,10 @@ class QuadlitModule(L.LightningModule):
         policy too far, grow it when it barely moved (bounded to [1e-5, 1e-2]). A separate
         critic keeps its own rate."""
         lr = optimizer.param_groups[0]["lr"]
-        if approx_kl > 2.0 * self.hparams.desired_kl:
+        target = self.scheduled_desired_kl(int(self.env_steps))
+        if approx_kl > 2.0 * target:
             lr = max(1e-5, lr / 1.5)
-        elif approx_kl < 0.5 * self.hparams.desired_kl:
+        elif approx_kl < 0.5 * target:
             lr = min(1e-2, lr * 1.5)
         optimizer.param_groups[0]["lr"] = lr
 

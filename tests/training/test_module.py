@@ -24,8 +24,27 @@ def test_learned_log_std_by_default():
     assert m.scheduled_log_std(10**6) is None and m.policy.log_std.requires_grad
 
 
+def test_scheduled_kl_target_is_linear_then_held_and_steers_the_learning_rate():
+    m = QuadlitModule(obs_dim=37, action_dim=12, desired_kl=0.01, final_desired_kl=0.002, kl_decay_steps=1000)
+    assert m.scheduled_desired_kl(0) == pytest.approx(0.01)
+    assert m.scheduled_desired_kl(500) == pytest.approx(0.006)
+    assert m.scheduled_desired_kl(10**9) == pytest.approx(0.002)
+    opt = torch.optim.Adam(m.policy.parameters(), lr=1e-3)
+    m._adapt_lr(opt, 0.005)  # at step 0 (target 0.01) a KL of 0.005 is in band: lr kept
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)
+    m.env_steps.fill_(1000)  # target 0.002: the same KL is more than double it: lr / 1.5
+    m._adapt_lr(opt, 0.005)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 / 1.5)
+    fixed = QuadlitModule(obs_dim=37, action_dim=12, desired_kl=0.01)
+    assert fixed.scheduled_desired_kl(10**9) == 0.01
+    assert QuadlitModule(obs_dim=37, action_dim=12, desired_kl=None).scheduled_desired_kl(0) is None
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"final_log_std": 5.0}, "final_log_std"),
+    ({"final_desired_kl": 0.0}, "final_desired_kl"),
+    ({"final_desired_kl": 0.002, "desired_kl": None}, "desired_kl"),
+    ({"kl_decay_steps": 0}, "kl_decay_steps"),
     ({"log_std_decay_steps": 0}, "log_std_decay_steps"),
     ({"critic": "privileged"}, "privileged"),
     ({"critic": "twin"}, "critic"),
