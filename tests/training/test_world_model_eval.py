@@ -2,6 +2,7 @@
 exact predictor is known, with the baselines' errors worked out by hand."""
 
 import math
+import sys
 
 import pytest
 import torch
@@ -163,3 +164,63 @@ def test_bad_input_is_refused_in_one_line(change, match):
         open_loop_errors(**args)
     assert "\n" not in str(info.value)
 
+
+# ----------------------------------------------------------------------------- in validation
+BALANCE = ["--data.task", "balance", "--data.num_envs", "8", "--data.eval_episodes", "2", "--data.eval_curve", "false",
+           "--data.physics_threads", "1", "--data.wm_eval_envs", "4", "--data.wm_eval_steps", "60",
+           "--model.lstm_hidden", "16", "--trainer.enable_progress_bar", "false",
+           "--trainer.enable_model_summary", "false"]
+
+
+def test_validation_logs_error_against_horizon_with_both_baselines(tmp_path, capsys, monkeypatch):
+    from quadlit.cli import run_cli
+
+    monkeypatch.setattr(sys, "argv", ["quadlit"])  # the CLI reads its arguments only from the list
+
+    cli = run_cli(["validate", "--untrained", *BALANCE, "--trainer.default_root_dir", str(tmp_path)])
+    logged = set(cli.trainer.callback_metrics)
+    for k in HORIZONS:
+        for name in ("error", "copy", "linear"):
+            assert {f"eval_world_model/{name}_h{k}", f"eval_world_model_push/{name}_h{k}"} <= logged
+        assert f"eval_world_model_groups/error_h{k}_joint_vel" in logged
+    assert cli.trainer.callback_metrics["eval_world_model/windows_h1"] > 0
+    out = capsys.readouterr().out
+    assert "world-model open-loop error (eval" in out and "copy last" in out and "foot_contact: linear" in out
+    events = b"".join(p.read_bytes() for p in tmp_path.rglob("events.out.tfevents.*"))
+    assert b"eval/world_model_error" in events  # the plot
+
+    cli = run_cli(["validate", "--untrained", *BALANCE, "--model.wm_updates", "0",
+                   "--trainer.default_root_dir", str(tmp_path / "off")])
+    assert not any(k.startswith("eval_world_model") for k in cli.trainer.callback_metrics)
+    assert "world-model open-loop error" not in capsys.readouterr().out
+
+
+def test_the_evaluation_leaves_training_unchanged(tmp_path, monkeypatch):
+    """Two tiny fits with a validation after each epoch, one measuring the world model and one
+    not: every training metric and the final parameters are bitwise the same, so the measurement
+    drew from none of the training random streams."""
+    from lightning.pytorch.callbacks import Callback
+
+    from quadlit.cli import run_cli
+    from tests.tiny import REPO, TINY
+
+    monkeypatch.setattr(sys, "argv", ["quadlit"])
+
+    def fit(root, *extra):
+        rows = []
+
+        class Record(Callback):
+            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+                rows.append({k: float(v) for k, v in trainer.callback_metrics.items()
+                             if not k.startswith(("perf/", "eval"))})
+
+        cli = run_cli(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.logger", "false",
+                       "--trainer.default_root_dir", str(root), *extra], extra_callbacks=[Record()])
+        return rows, cli.model.state_dict(), dict(cli.trainer.callback_metrics)
+
+    rows_off, state_off, _ = fit(tmp_path / "off", "--data.wm_eval_envs", "0")
+    rows_on, state_on, final = fit(tmp_path / "on", "--data.wm_eval_envs", "4", "--data.wm_eval_steps", "25")
+    assert "eval_world_model/error_h25" in final  # measured after each of the 2 epochs
+    assert len(rows_on) == 4 and rows_on == rows_off
+    assert state_on.keys() == state_off.keys()
+    assert all(torch.equal(state_on[k], state_off[k]) for k in state_on)
