@@ -58,6 +58,8 @@ FIT_OPTIONS = [
     ("--data.eval_episodes", "0", "data.eval_episodes"),
     ("--data.seed", "x", "data.seed"),
     ("--data.eval_curve", "maybe", "data.eval_curve"),
+    ("--data.wm_eval_envs", "1", "data.wm_eval_envs"),
+    ("--data.wm_eval_steps", "24", "data.wm_eval_steps"),
     ("--data.task", "", "data.task"),
     ("--data.balance.max_tilt", "4", "balance.max_tilt"),
     ("--data.balance.physics_dt", "0.01", "balance.physics_dt"),

@@ -139,6 +139,12 @@ class VecTask(abc.ABC):
         float32; None when the task has none."""
         return None
 
+    def pushed(self) -> np.ndarray | None:
+        """Shape (N,), bool: a push (an outside kick the observation does not show) landed in
+        the last ``step``; None when the task has no pushes. Where an episode ended in that
+        step it may say False."""
+        return None
+
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Every array and counter needed to continue exactly where this batch is (NumPy

@@ -20,7 +20,8 @@ from quadlit.tasks.balance.params import BalanceParams
 from quadlit.tasks.reach.params import ReachParams
 from quadlit.training import distributed
 from quadlit.training.resources import auto_num_envs, check_fits_in_memory
-from quadlit.training.rollout import Rollout, RolloutCollector
+from quadlit.training.rollout import RecordedSteps, Rollout, RolloutCollector, record_steps
+from quadlit.training.world_model_eval import HORIZONS
 
 
 class _RolloutStream(Dataset):
@@ -102,6 +103,11 @@ class RolloutDataModule(L.LightningDataModule):
         eval_seed: seed of the evaluation episodes (fixed, so evaluations are comparable).
         eval_curve: also run the task's own evaluations (the balance task's push-robustness curve,
             ``eval_episodes`` per push magnitude).
+        wm_eval_envs: environments whose steps judge the world model's open-loop predictions at
+            validation (when the model has a world model; half fit the linear baseline, the other
+            half are judged); 0: no world-model evaluation.
+        wm_eval_steps: control steps recorded in each of them from a reset (at least the longest
+            horizon, 25; the default 5 s holds a push or two where pushes come every 2-4 s).
     """
 
     def __init__(
@@ -119,6 +125,8 @@ class RolloutDataModule(L.LightningDataModule):
         eval_episodes: int = 32,
         eval_seed: int = 12345,
         eval_curve: bool = True,
+        wm_eval_envs: int = 64,
+        wm_eval_steps: int = 250,
     ) -> None:
         super().__init__()
         if num_envs != "auto" and (not isinstance(num_envs, int) or num_envs < 1):
@@ -134,6 +142,11 @@ class RolloutDataModule(L.LightningDataModule):
             raise ValueError(f"data.physics_threads must be >= 1 (or null for one per core), got {physics_threads}")
         if eval_episodes < 1:
             raise ValueError(f"data.eval_episodes must be >= 1, got {eval_episodes}")
+        if wm_eval_envs != 0 and (not isinstance(wm_eval_envs, int) or wm_eval_envs < 2):
+            raise ValueError(f"data.wm_eval_envs must be 0 (off) or an integer >= 2, got {wm_eval_envs!r}")
+        if not isinstance(wm_eval_steps, int) or wm_eval_steps < max(HORIZONS):
+            raise ValueError(f"data.wm_eval_steps must be an integer >= {max(HORIZONS)} (the longest horizon), "
+                             f"got {wm_eval_steps!r}")
         self.task_name = task
         self.task_params = {"reach": reach, "balance": balance}[task]
         self.spec: EnvSpec = task_spec(task, self.task_params)
@@ -148,6 +161,9 @@ class RolloutDataModule(L.LightningDataModule):
         self.eval_episodes = eval_episodes
         self.eval_seed = eval_seed
         self.eval_curve = eval_curve
+        self.wm_eval_envs = wm_eval_envs
+        self.wm_eval_steps = wm_eval_steps
+        self._wm_eval_task = None  # built on first use
         self.num_envs: int | None = None
         self.collector: RolloutCollector | None = None
         self.evaluations: list[tuple[Evaluation, Any]] = []  # (evaluation, its environments)
@@ -212,6 +228,19 @@ class RolloutDataModule(L.LightningDataModule):
     def evaluation_batches(self) -> list[tuple[Evaluation, Any]]:
         """Hook for the LightningModule: each evaluation of the task with its environments."""
         return self.evaluations
+
+    def world_model_steps(self, policy: torch.nn.Module, obs_norm: Any, device: torch.device) -> RecordedSteps | None:
+        """Hook for the LightningModule: ``wm_eval_steps`` control steps of ``wm_eval_envs``
+        environments with the parameters of the task's plain evaluation (as configured, made
+        deterministic in what it randomises over time: for balance no curriculum, no push jitter),
+        reset with ``eval_seed``, ``policy`` sampling its actions as in training but from its own
+        generator (seeded ``eval_seed``); None when ``wm_eval_envs`` is 0."""
+        if self.wm_eval_envs == 0:
+            return None
+        if self._wm_eval_task is None:
+            params = next(ev.params for ev in evaluations(self.task_name, self.task_params, 1) if ev.name == "")
+            self._wm_eval_task = make_task(self.task_name, self.wm_eval_envs, params, self.eval_seed, self._pool)
+        return record_steps(policy, obs_norm, self._wm_eval_task, self.eval_seed, self.wm_eval_steps, device)
 
     def collect(self) -> Rollout:
         """One rollout with the LightningModule's current ``rollout_policy()``."""
@@ -278,9 +307,11 @@ class RolloutDataModule(L.LightningDataModule):
         pass
 
     def close(self) -> None:
-        for task in (getattr(self.collector, "task", None), *(task for _, task in self.evaluations)):
+        for task in (getattr(self.collector, "task", None), *(task for _, task in self.evaluations),
+                     self._wm_eval_task):
             if task is not None:
                 task.close()
+        self._wm_eval_task = None  # built anew, on a new pool, if asked for again
         if self._pool is not None:
             self._pool.close()
             self._pool = None

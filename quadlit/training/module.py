@@ -516,6 +516,8 @@ class QuadlitModule(L.LightningModule):
             if evaluation.table is not None and self.trainer.is_global_zero and not self.trainer.sanity_checking:
                 self._report_table(f"{prefix}/{evaluation.name}", evaluation.title or evaluation.name,
                                    *evaluation.table(values))
+        if self.hparams.wm_updates > 0:
+            metrics.update(self._evaluate_world_model(prefix))
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=False, sync_dist=self.trainer.world_size > 1,
                       batch_size=1)
         return metrics
@@ -525,11 +527,36 @@ class QuadlitModule(L.LightningModule):
         xs = "  ".join(f"{x:>4.1f}" for x, _ in rows)
         vals = "  ".join(f"{100 * v:>3.0f}%" for _, v in rows)
         print(f"\n{title} ({tag.split('/')[0]}, step {self.global_step}):\n  {x_label}  {xs}\n  survival {vals}")
-        experiment = getattr(self.logger, "experiment", None)
-        if experiment is None or not hasattr(experiment, "add_figure"):
-            return
         from quadlit.training.plots import robustness_figure
 
         curve = ([x for x, _ in rows], [v for _, v in rows])
-        experiment.add_figure(f"{tag.split('/')[0]}/{title.replace('-', '_').replace(' ', '_')}",
-                              robustness_figure({"policy": curve}), global_step=self.global_step)
+        self._add_figure(f"{tag.split('/')[0]}/{title.replace('-', '_').replace(' ', '_')}",
+                         lambda: robustness_figure({"policy": curve}))
+
+    def _add_figure(self, tag: str, make_figure) -> None:
+        """Log the figure ``make_figure()`` draws, when the logger takes figures (TensorBoard)."""
+        experiment = getattr(self.logger, "experiment", None)
+        if experiment is not None and hasattr(experiment, "add_figure"):
+            experiment.add_figure(tag, make_figure(), global_step=self.global_step)
+
+    def _evaluate_world_model(self, prefix: str) -> dict[str, float]:
+        """The world model's open-loop prediction error against horizon, beside copy-last and a
+        fitted linear model (``quadlit.training.world_model_eval``), on control steps the data
+        module records with the current policy (its own environments and random streams: the
+        training streams are not touched). Values as ``{prefix}_world_model/...``."""
+        from quadlit.training.plots import horizon_error_figure
+        from quadlit.training.world_model_eval import flat_metrics, format_table, open_loop_errors
+
+        dm = self.trainer.datamodule
+        steps = dm.world_model_steps(self.policy, self.obs_norm, self.device)
+        if steps is None:
+            return {}
+        report = open_loop_errors(self.world_model, self.obs_norm(steps.obs), steps.action, steps.done,
+                                  steps.pushed, groups=dm.spec.obs_segments)
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            print(f"\nworld-model open-loop error ({prefix}, step {self.global_step}; RMS over windows and slots of "
+                  f"error / the slot's std, {report.judged_envs} judged environments):\n{format_table(report)}")
+            with_push = None if report.with_push is None else report.with_push.curves()
+            self._add_figure(f"{prefix}/world_model_error", lambda: horizon_error_figure(
+                report.without_push.horizons, report.without_push.curves(), with_push))
+        return {f"{prefix}_{k}": v for k, v in flat_metrics(report).items()}

@@ -27,6 +27,34 @@ def robustness_figure(curves: dict[str, tuple[list[float], list[float]]], title:
     return fig
 
 
+def horizon_error_figure(horizons, errors: dict[str, list[float]], push_errors: dict[str, list[float]] | None = None,
+                         title: str = "world model: open-loop prediction error"):
+    """Prediction error against horizon, one line per predictor: solid over windows without a
+    push, dashed in the same colour over windows with one.
+
+    Args:
+        horizons: control steps ahead, (H,).
+        errors: predictor label -> error at each horizon (in standard deviations; nan: no window).
+        push_errors: the same over windows with a push (None: not known).
+    """
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    for label, values in errors.items():
+        line, = ax.plot(horizons, values, marker="o", label=label)
+        if push_errors is not None and label in push_errors:
+            ax.plot(horizons, push_errors[label], marker="x", ls="--", color=line.get_color(),
+                    label=f"{label}, with a push")
+    ax.set_xlabel("horizon (control steps)")
+    ax.set_ylabel("RMS error (slot std)")
+    ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks(list(horizons), [str(k) for k in horizons])
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def learning_curve_figure(rows: list[dict[str, float]], target: float = 0.95):
     """Survival and return against training wall-clock and env-steps.
 

@@ -294,3 +294,52 @@ def evaluate_policy(policy: torch.nn.Module, obs_norm: RunningNorm, task: VecTas
         start = torch.from_numpy(result.done).to(device=device, dtype=torch.float32)
         obs = torch.from_numpy(result.obs).to(device)
     return out
+
+
+@dataclass
+class RecordedSteps:
+    """Consecutive control steps of every environment, as ``record_steps`` returns them.
+
+    Attributes:
+        obs: (T+1, N, O) raw observations: obs[t] before step t, obs[t+1] after it (the next
+            episode's first where an episode ended in step t).
+        action: (T, N, A) the squashed actions sent to the environments.
+        done: (T, N) bool: an episode ended in step t (failure or time-out).
+        pushed: (T, N) bool: a push landed in step t (``VecTask.pushed``); None when the task has
+            no pushes.
+    """
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    done: torch.Tensor
+    pushed: torch.Tensor | None
+
+
+@torch.no_grad()
+def record_steps(policy: torch.nn.Module, obs_norm: RunningNorm, task: VecTask, seed: int, steps: int,
+                 device: torch.device) -> RecordedSteps:
+    """Reset ``task`` with ``seed`` and run ``steps`` control steps with ``policy`` sampling its
+    actions as in training, from its own generator seeded with ``seed`` (nothing is drawn from
+    the training streams, so the same policy and seed record the same steps)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    N = task.num_envs
+    obs = torch.from_numpy(task.reset(seed).copy()).to(device)
+    state = policy.initial_state(N, device)
+    start = torch.ones(N, dtype=torch.float32, device=device)
+    observations, actions, ends, pushes = [obs], [], [], []
+    for _ in range(steps):
+        action, _, _, _, state = policy.act(obs_norm(obs), state, start, deterministic=False, generator=generator)
+        result = task.step(action.float().cpu().numpy())
+        pushed = task.pushed()
+        obs = torch.from_numpy(result.obs.copy()).to(device)
+        start = torch.from_numpy(result.done).to(device=device, dtype=torch.float32)
+        observations.append(obs)
+        actions.append(action.float())
+        ends.append(torch.from_numpy(result.done.copy()))
+        pushes.append(None if pushed is None else torch.from_numpy(pushed.copy()))
+    return RecordedSteps(obs=torch.stack(observations), action=torch.stack(actions),
+                         done=torch.stack(ends).to(device),
+                         pushed=None if pushes[0] is None else torch.stack(pushes).to(device))

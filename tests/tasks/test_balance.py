@@ -221,6 +221,25 @@ def test_pushes_arrive_every_two_to_four_seconds():
     task.close()
 
 
+def test_pushed_marks_the_steps_in_which_a_push_landed():
+    """pushed() after a step is True exactly where the episode's push count grew in it, for
+    scheduled pushes and for a push given by hand between steps."""
+    params = dataclasses.replace(QUIET, push_magnitude=0.2, push_interval_min=0.1, push_interval_max=0.2)
+    task = BalanceTask(4, params, seed=3)
+    zero = np.zeros((4, 12), np.float32)
+    marked = 0
+    for t in range(60):
+        before = task.task_state.pushes.copy()
+        if t == 31:
+            task.push([2], [0.1, 0.0])  # lands in the coming step
+        result = task.step(zero)
+        assert not result.done.any()
+        assert np.array_equal(task.pushed(), task.task_state.pushes > before)
+        marked += int(task.pushed().sum())
+    assert marked >= 4 * 6  # a push every 5-10 steps
+    task.close()
+
+
 def test_results_identical_across_thread_counts_and_runs():
     params = dataclasses.replace(BalanceParams(), push_interval_min=0.2, push_interval_max=0.5, push_magnitude=1.5)
     actions = np.random.default_rng(0).uniform(-1, 1, (60, 32, 12)).astype(np.float32)

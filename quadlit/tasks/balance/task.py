@@ -103,6 +103,11 @@ class BalanceTask(VecTask):
     def privileged(self) -> np.ndarray:
         return self.out.privileged
 
+    def pushed(self) -> np.ndarray:
+        # a push lands at the start of a control step, before the physics, and step counts it after
+        ts = self.task_state
+        return (ts.push_step >= 0) & (ts.step - ts.push_step == 1)
+
     def _update_curriculum(self, survived: np.ndarray) -> None:
         """Grow the push size by 0.1 (of push_magnitude) once a full window of episodes survived
         at a rate above ``curriculum_up``."""
