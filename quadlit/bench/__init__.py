@@ -1,4 +1,4 @@
-"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus-sb3|compile|all``."""
+"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus-sb3|compile|update|all``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ BENCHES = {
     "fingerprint": "quadlit.bench.fingerprint",
     "versus-sb3": "quadlit.bench.versus_sb3",
     "compile": "quadlit.bench.compile",
+    "update": "quadlit.bench.update",
 }
 
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="reach: task kernel + fit throughput; physics: quadruped physics vs MuJoCo; "
                              "train: time to balance with the default fit; soak: resident memory over a 10-minute fit; "
                              "render: cost of an evaluation video; fingerprint: digests of a short fixed-seed run; "
-                             "compile: cold Numba compilation of a task's kernels "
+                             "compile: start-up (cold Numba compilation, time to the first iteration); update: cost of a PPO and world-model step "
                              "(all = reach + physics)")
     args, rest = parser.parse_known_args(argv)
     names = ["reach", "physics"] if args.name == "all" else [args.name]

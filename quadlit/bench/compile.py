@@ -1,12 +1,19 @@
-"""Cold compilation of the physics and task kernels: what a first ``make train`` pays.
+"""Start-up: cold compilation of the physics and task kernels, and the time a first ``quadlit
+fit`` waits for its first finished training iteration.
 
-    quadlit bench compile [--task balance] [--repeats 1]
+    quadlit bench compile [--task balance] [--repeats 1] [--kernels N] [--fit CONFIG]
 
 Each repeat runs a fresh Python process with an empty ``NUMBA_CACHE_DIR`` that builds 64
 environments of ``--task`` and takes one step (that step compiles every kernel the task's
 control step needs), then 50 more steps; it prints the import time, the first step's
 wall-clock and the process's CPU time (compilation is single-threaded). A warm run in the
-same process kind is shown for comparison.
+same process kind is shown for comparison. The first cold run also lists the ``--kernels``
+functions whose compilation took longest (Numba's compile events; a function's own time, its
+callees' compilation excluded).
+
+With ``--fit CONFIG`` it also times ``quadlit fit --config CONFIG`` from process start to the
+end of its first training iteration (collection and update), cold (a fresh cache) and warm
+(the same cache again).
 """
 
 from __future__ import annotations
@@ -22,28 +29,63 @@ CHILD = r"""
 import json, sys, time, resource
 t0 = time.perf_counter()
 import numpy as np
+from numba.core import event
 from quadlit.tasks import make_task, task_def
 t1 = time.perf_counter()
 name = sys.argv[1]
 task = make_task(name, 64, task_def(name).params_type(), 0)
 task.reset(0)
 action = np.zeros((64, task.spec.action_dim), np.float32)
-task.step(action)
+with event.install_recorder("numba:compile") as compiles:
+    task.step(action)
 t2 = time.perf_counter()
 for _ in range(50):
     task.step(action)
 t3 = time.perf_counter()
 task.close()
 cpu = resource.getrusage(resource.RUSAGE_SELF)
+# each function's own compile time: its span minus the spans of compilations nested in it
+own, stack = {}, []
+for stamp, ev in compiles.buffer:
+    if ev.is_start:
+        stack.append([stamp, 0.0])
+    else:
+        start, nested = stack.pop()
+        span = stamp - start
+        key = getattr(ev.data.get("dispatcher"), "__qualname__", None) or str(ev.data.get("dispatcher"))
+        own[key] = own.get(key, 0.0) + span - nested
+        if stack:
+            stack[-1][1] += span
 print(json.dumps({"import_s": t1 - t0, "first_step_s": t2 - t1, "next_50_steps_s": t3 - t2,
-                  "cpu_s": cpu.ru_utime + cpu.ru_stime}))
+                  "cpu_s": cpu.ru_utime + cpu.ru_stime, "kernels": own}))
+"""
+
+FIT_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from lightning.pytorch.callbacks import Callback
+from quadlit.bench import open_ended_fit
+from quadlit.cli import quiet_known_warnings, run_cli
+t1 = time.perf_counter()
+
+class FirstIteration(Callback):
+    seconds = None
+    def on_train_batch_end(self, trainer, *args):
+        FirstIteration.seconds = time.perf_counter() - t0
+        trainer.should_stop = True
+
+quiet_known_warnings()
+run_cli(open_ended_fit(sys.argv[1], "--trainer.default_root_dir", sys.argv[2], "--trainer.logger", "false",
+                       "--trainer.enable_checkpointing", "false", "--trainer.num_sanity_val_steps", "0"),
+        extra_callbacks=[FirstIteration()])
+print(json.dumps({"import_s": t1 - t0, "first_iteration_s": FirstIteration.seconds}))
 """
 
 
-def measure(task: str, cache_dir: str) -> dict[str, float]:
+def measure(task: str, cache_dir: str, child: str = CHILD, *args: str) -> dict:
     """One child process with ``cache_dir`` as its Numba cache; its timings."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    out = subprocess.run([sys.executable, "-c", CHILD, task], env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", child, task, *args], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "child failed")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -53,9 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="quadlit bench compile", description=__doc__.split("\n")[0])
     p.add_argument("--task", default="balance", help="task whose kernels are compiled")
     p.add_argument("--repeats", type=int, default=1, help="cold runs (each with its own empty cache)")
+    p.add_argument("--kernels", type=int, default=8, help="list the N functions that took longest to compile")
+    p.add_argument("--fit", metavar="CONFIG", help="also time a fit with this config to its first finished iteration")
     args = p.parse_args(argv)
-    if args.repeats < 1:
-        p.error("--repeats must be at least 1")
+    if args.repeats < 1 or args.kernels < 0:
+        p.error("--repeats must be at least 1 and --kernels at least 0")
+    if args.fit is not None:
+        from quadlit.bench import require_config
+
+        require_config(args.fit, "bench compile")
     print(f"bench compile: {args.task}, 64 environments, one process per run")
     print(f"  {'run':10s} {'import s':>9s} {'first step s':>13s} {'50 steps s':>11s} {'process CPU s':>14s}")
     for k in range(args.repeats):
@@ -67,6 +115,20 @@ def main(argv: list[str] | None = None) -> int:
                 warm = measure(args.task, cache)
                 print(f"  {'warm':10s} {warm['import_s']:9.1f} {warm['first_step_s']:13.1f} "
                       f"{warm['next_50_steps_s']:11.2f} {warm['cpu_s']:14.1f}", flush=True)
+                slowest = sorted(cold["kernels"].items(), key=lambda kv: -kv[1])[:args.kernels]
+                if slowest:
+                    total = sum(cold["kernels"].values())
+                    print(f"  compile time per function (own time; {len(cold['kernels'])} functions, {total:.1f} s):")
+                    for name, seconds in slowest:
+                        print(f"    {seconds:6.2f} s  {name}")
+    if args.fit is not None:
+        print(f"fit --config {args.fit}: process start to the end of the first training iteration")
+        with tempfile.TemporaryDirectory(prefix="quadlit-numba-") as cache, \
+                tempfile.TemporaryDirectory(prefix="quadlit-fit-") as root:
+            for label in ("cold", "warm"):
+                r = measure(args.fit, cache, FIT_CHILD, root)
+                print(f"  {label:5s} imports {r['import_s']:5.1f} s   first iteration done at "
+                      f"{r['first_iteration_s']:6.1f} s", flush=True)
     return 0
 
 

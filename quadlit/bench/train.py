@@ -114,7 +114,7 @@ def run_one(args, extra: list[str]) -> dict:
     # the final policy, once more (the last periodic evaluation may be up to --eval-every epochs old)
     from quadlit.training.evaluation import push_curve
 
-    final = push_curve(module.policy, module.obs_norm, dm.task_name, dm.task_params, args.eval_episodes,
+    final = push_curve(module.deployed_policy, module.obs_norm, dm.task_name, dm.task_params, args.eval_episodes,
                        dm.eval_seed, module.device)
     zero = push_curve(ZeroPolicy(dm.action_dim), RunningNorm(dm.obs_dim, enabled=False), dm.task_name,
                       dm.task_params, args.eval_episodes, dm.eval_seed, module.device)
