@@ -390,7 +390,7 @@ def build_session(args: argparse.Namespace) -> PlaySession:
         if args.task is not None and args.task != run.task_name:
             raise ConfigError(f"play: --task {args.task} disagrees with the checkpoint, trained on {run.task_name}")
         task = make_task(run.task_name, 1, run.task_params, args.seed)
-        return PlaySession(task, run.module.policy, run.module.obs_norm, seed=args.seed,
+        return PlaySession(task, run.module.deployed_policy, run.module.obs_norm, seed=args.seed,
                            policy_label=f"checkpoint {Path(args.ckpt_path).name}")
     name = args.task or _default_task()
     if name not in TASK_NAMES:

@@ -412,7 +412,7 @@ def load_policy(args: argparse.Namespace) -> PolicySource:
                               "sim2sim runs the balance task")
         agent = run.module.rollout_policy()
         contents = read_checkpoint(args.ckpt_path)
-        return PolicySource(agent.policy, agent.obs_norm, run.task_params, f"checkpoint {Path(args.ckpt_path).name}",
+        return PolicySource(run.module.deployed_policy, agent.obs_norm, run.task_params, f"checkpoint {Path(args.ckpt_path).name}",
                             int(contents.get("global_step", 0)),
                             (contents.get("RolloutDataModule") or {}).get("eval_seed"))
     if args.onnx is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -84,6 +85,12 @@ class QuadlitModule(L.LightningModule):
             the first log_std_decay_steps env-steps, then held (a policy trained under large noise
             leans on it: its deterministic mean is then a policy that was never trained).
         log_std_decay_steps: env-steps over which a scheduled log std reaches final_log_std.
+        policy_average: null: the trained policy is the one evaluated and deployed. A decay d in
+            [0, 1): an exponential moving average of the policy's weights (after every update
+            ``avg = d * avg + (1 - d) * policy``) is the deployed policy: evaluations, checkpoints'
+            users (export, play, record, sim2sim, benchmarks) act with it; the trained policy
+            still collects the rollouts. It smooths the swings of a policy between updates. The
+            decay warms up over the first updates (see ``_update_policy_average``).
         wm_latent_dim: world-model latent size.
         lr: Adam learning rate of the policy/value network.
         wm_lr: Adam learning rate of the world model.
@@ -129,6 +136,7 @@ class QuadlitModule(L.LightningModule):
         init_log_std: float = -0.5,
         final_log_std: float | None = None,
         log_std_decay_steps: int = 1_000_000,
+        policy_average: float | None = None,
         wm_latent_dim: int = 128,
         lr: float = 3e-4,
         wm_lr: float = 1e-3,
@@ -185,6 +193,8 @@ class QuadlitModule(L.LightningModule):
         if not isinstance(kl_decay_steps, int) or kl_decay_steps < 1:
             raise ValueError(f"model.kl_decay_steps must be an integer >= 1, got {kl_decay_steps!r}")
         _check_range("critic_lr", critic_lr, 0.0, 1.0, lo_open=True)
+        if policy_average is not None:
+            _check_range("policy_average", policy_average, 0.0, 1.0, hi_open=True)
         if policy not in ("entity_belief", "mlp"):
             raise ValueError(f"model.policy must be 'entity_belief' or 'mlp', got {policy!r}")
         if critic not in ("shared", "separate", "privileged"):
@@ -210,6 +220,9 @@ class QuadlitModule(L.LightningModule):
             obs_dim, privileged_dim if critic == "privileged" else 0, critic_hidden, normalize=normalize_obs)
         if final_log_std is not None:  # scheduled, not learned
             self.policy.log_std.requires_grad_(False)
+        self.policy_avg = None
+        if policy_average is not None:
+            self.policy_avg = copy.deepcopy(self.policy).requires_grad_(False)
         self.world_model = WorldModel(obs_dim, action_dim, latent_dim=wm_latent_dim)
         self.obs_norm = RunningNorm(obs_dim, enabled=normalize_obs)
         self.action_generator = torch.Generator()
@@ -313,6 +326,21 @@ class QuadlitModule(L.LightningModule):
             if name in saved and saved[name] != self.hparams[name]:
                 group["lr"] = self.hparams[name]
 
+    @property
+    def deployed_policy(self) -> torch.nn.Module:
+        """The policy that is evaluated and used: the weight average when ``policy_average`` is
+        set, else the trained policy itself."""
+        return self.policy if self.policy_avg is None else self.policy_avg
+
+    @torch.no_grad()
+    def _update_policy_average(self, updates: int) -> None:
+        """Fold the policy into the average after its ``updates``-th update (counted from 1). The
+        decay warms up as ``(1 + updates) / (10 + updates)`` until it reaches ``policy_average``,
+        so the average does not lag far behind the fast early learning."""
+        decay = min(self.hparams.policy_average, (1.0 + updates) / (10.0 + updates))
+        for avg, new in zip(self.policy_avg.parameters(), self.policy.parameters()):
+            avg.lerp_(new, 1.0 - decay)
+
     def rollout_policy(self) -> RolloutPolicy:
         """Hook for the data module: the current networks that collect the next rollout."""
         return RolloutPolicy(self.policy, self.obs_norm, self.critic, self.device, self.action_generator)
@@ -320,13 +348,13 @@ class QuadlitModule(L.LightningModule):
     # ----------------------------------------------------------------------------- training
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:
         update_start = time.perf_counter()
+        iteration = self.current_epoch * self.trainer.num_training_batches + batch_idx  # from 0
         advantages, returns = self._advantages(rollout)
         wrapper = self.trainer.strategy.model
         # one training_step takes many optimizer steps on different parameter subsets, which DDP's
         # reducer cannot follow: it is switched off and distributed.average_gradients syncs instead
         no_reducer = wrapper.no_sync() if isinstance(wrapper, DistributedDataParallel) else nullcontext()
         with no_reducer:
-            iteration = self.current_epoch * self.trainer.num_training_batches + batch_idx
             wm_metrics = self._update_world_model(rollout) if iteration % self.hparams.wm_every == 0 else {}
             ppo_metrics = self._update_policy(rollout, advantages, returns)
         # after the update: PPO re-evaluates what the policy saw; under DDP over every rank's data
@@ -336,6 +364,8 @@ class QuadlitModule(L.LightningModule):
         update_seconds = time.perf_counter() - update_start
         self.env_steps += rollout.num_steps * self.trainer.world_size
         self._apply_log_std_schedule()  # for the next rollout
+        if self.policy_avg is not None:
+            self._update_policy_average(iteration + 1)
         self._log_iteration(rollout, ppo_metrics, wm_metrics, returns, update_seconds)
         self._guard_nonfinite(ppo_metrics["skipped_nonfinite"] + wm_metrics.get("skipped_nonfinite", 0.0) > 0)
 
@@ -510,7 +540,7 @@ class QuadlitModule(L.LightningModule):
         dm = self.trainer.datamodule
         metrics: dict[str, float] = {}
         for evaluation, task in dm.evaluation_batches():
-            values = run_evaluation(evaluation, task, self.policy, self.obs_norm, dm.eval_seed, self.device)
+            values = run_evaluation(evaluation, task, self.deployed_policy, self.obs_norm, dm.eval_seed, self.device)
             group = prefix if not evaluation.name else f"{prefix}_{evaluation.name}"
             metrics.update({f"{group}/{k}": v for k, v in values.items()})
             if evaluation.table is not None and self.trainer.is_global_zero and not self.trainer.sanity_checking:

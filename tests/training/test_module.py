@@ -40,7 +40,32 @@ def test_scheduled_kl_target_is_linear_then_held_and_steers_the_learning_rate():
     assert QuadlitModule(obs_dim=37, action_dim=12, desired_kl=None).scheduled_desired_kl(0) is None
 
 
+def test_policy_average_is_an_exponential_moving_average_and_is_what_is_deployed():
+    plain = QuadlitModule(obs_dim=37, action_dim=12)
+    assert plain.policy_avg is None and plain.deployed_policy is plain.policy
+    m = QuadlitModule(obs_dim=37, action_dim=12, policy_average=0.75)
+    assert m.deployed_policy is m.policy_avg
+    assert not any(p.requires_grad for p in m.policy_avg.parameters())
+    before = [p.detach().clone() for p in m.policy_avg.parameters()]
+    with torch.no_grad():
+        for p in m.policy.parameters():
+            p.add_(1.0)
+    m._update_policy_average(1000)  # warmed up: the configured decay
+    for old, avg, new in zip(before, m.policy_avg.parameters(), m.policy.parameters()):
+        assert torch.allclose(avg, 0.75 * old + 0.25 * new, atol=1e-6)
+    before = [p.detach().clone() for p in m.policy_avg.parameters()]
+    with torch.no_grad():
+        for p in m.policy.parameters():
+            p.add_(1.0)
+    m._update_policy_average(1)  # first update: decay (1 + 1) / (10 + 1) = 2/11
+    for old, avg, new in zip(before, m.policy_avg.parameters(), m.policy.parameters()):
+        assert torch.allclose(avg, (2 / 11) * old + (9 / 11) * new, atol=1e-6)
+    # the average is in the state dict, so a checkpoint carries it
+    assert any(k.startswith("policy_avg.") for k in m.state_dict())
+
+
 @pytest.mark.parametrize("kwargs,match", [
+    ({"policy_average": 1.0}, "policy_average"),
     ({"final_log_std": 5.0}, "final_log_std"),
     ({"final_desired_kl": 0.0}, "final_desired_kl"),
     ({"final_desired_kl": 0.002, "desired_kl": None}, "desired_kl"),
