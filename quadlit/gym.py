@@ -148,14 +148,16 @@ class QuadlitEnv(gymnasium.Env):
         # "rgb_array" only where it can work here (an X display for raylib): Gymnasium's env checker
         # and wrappers read this instance's render_modes to decide what to try
         can_render, why_not = display_available() if self._frame_fn is not None else (False, "the task draws nothing")
-        render_modes = ["rgb_array"] if can_render else []
-        self.metadata = {"render_modes": render_modes, "render_fps": round(1.0 / self.task_spec.control_dt, 6)}
-        if render_mode is not None and render_mode not in render_modes:
+        # "rgb_array" of a task that draws is also accepted without a display (Stable-Baselines3's
+        # make_vec_env asks every environment for it): render() then says why it cannot draw
+        drawable = ["rgb_array"] if self._frame_fn is not None else []
+        if render_mode is not None and render_mode not in drawable:
             self._task.close()
             self._pool.close()
-            if render_mode == "rgb_array" and self._frame_fn is not None:
-                raise ValueError(f"render_mode 'rgb_array' is not available here: {why_not}")
-            raise ValueError(f"render_mode must be None or one of {render_modes}, got {render_mode!r}")
+            raise ValueError(f"render_mode must be None or one of {drawable}, got {render_mode!r}")
+        self._cannot_render = None if can_render else why_not
+        render_modes = ["rgb_array"] if can_render or render_mode == "rgb_array" else []
+        self.metadata = {"render_modes": render_modes, "render_fps": round(1.0 / self.task_spec.control_dt, 6)}
         self.render_mode = render_mode
         self._render_size = (int(render_width), int(render_height))
         self._renderer: Any = None
@@ -199,6 +201,8 @@ class QuadlitEnv(gymnasium.Env):
         """The current state as an RGB image (H, W, 3) uint8 in "rgb_array" mode, else None."""
         if self.render_mode != "rgb_array":
             return None
+        if self._cannot_render is not None:
+            raise RuntimeError(f"render_mode 'rgb_array' cannot draw here: {self._cannot_render}")
         if self._renderer is None:
             from quadlit.render import Renderer
 

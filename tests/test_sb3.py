@@ -54,3 +54,27 @@ def test_sb3_ppo_trains_on_the_adapter():
     lengths = [ep["l"] for ep in model.ep_info_buffer]
     assert lengths and max(lengths) <= 20  # SB3 saw the episodes end where quadlit ended them
     env.close()
+
+
+def test_make_vec_env_works_without_a_display(monkeypatch):
+    # SB3's make_vec_env asks each environment for render_mode="rgb_array" first (the way
+    # `quadlit bench versus-sb3` builds its environments); without an X display that must not fail
+    import quadlit.gym  # noqa: F401  (registers the environments)
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from quadlit.render.display import clear_display_cache
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    clear_display_cache()
+    try:
+        env = make_vec_env("quadlit/Reach-v0", n_envs=2, seed=0, vec_env_cls=DummyVecEnv,
+                           env_kwargs={"params": SHORT})
+        obs = env.reset()
+        assert obs.shape == (2, env.observation_space.shape[0])
+        obs, rewards, dones, _ = env.step(np.zeros((2, 3), np.float32))
+        assert np.isfinite(rewards).all() and obs.shape[0] == 2
+        env.close()
+    finally:
+        monkeypatch.undo()
+        clear_display_cache()
