@@ -6,6 +6,8 @@ import argparse
 import importlib
 from pathlib import Path
 
+from quadlit.errors import ConfigError
+
 BENCHES = {
     "reach": "quadlit.bench.reach",
     "physics": "quadlit.bench.physics",
@@ -31,8 +33,6 @@ def require_config(path: str | None, prog: str) -> None:
     """One line and exit 2 when a benchmark's ``--config`` is not a file (instead of a traceback
     from a child process, or a run that fails after minutes of another one)."""
     if path is not None and not Path(path).is_file():
-        from quadlit.errors import ConfigError
-
         raise ConfigError(f"{prog}: --config {path}: no such file (run from the repository root, or give a path)")
 
 

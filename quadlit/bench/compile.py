@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 
+from quadlit.bench import require_config
+
 CHILD = r"""
 import json, sys, time, resource
 t0 = time.perf_counter()
@@ -101,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.kernels < 0:
         p.error("--repeats must be at least 1 and --kernels at least 0")
     if args.fit is not None:
-        from quadlit.bench import require_config
-
         require_config(args.fit, "bench compile")
     print(f"bench compile: {args.task}, 64 environments, one process per run")
     print(f"  {'run':10s} {'import s':>9s} {'first step s':>13s} {'50 steps s':>11s} {'process CPU s':>14s}")
