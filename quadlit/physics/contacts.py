@@ -322,8 +322,8 @@ def body_ground_contacts_block(model: RobotModel, sim: SimParams, w):
 
 @nb.njit(**JIT)
 def body_touches_ground(model: RobotModel, ws):
-    """True if the trunk box or a knee touches the ground (detection only, no force).
-    SIMD twin: ``body_touches_ground_block``."""
+    """True if the trunk box or a knee touches the ground (the failure rule; the forces there come
+    from ``body_ground_contacts``). SIMD twin: ``body_touches_ground_block``."""
     R0 = ws.R[0]
     base_z = ws.pos[2]
     hx, hy, hz = model.trunk_half_extents[0], model.trunk_half_extents[1], model.trunk_half_extents[2]
