@@ -220,7 +220,7 @@ def test_bad_input_is_one_line(balance_checkpoint, tmp_path, capsys, monkeypatch
 def test_limp_robot_dropped_in_mujoco_lies_on_the_floor_with_body_contacts(body_contacts):
     """No motors, dropped level from 0.5 m: with ``body_contacts`` the trunk comes to rest on the
     floor (its lowest corner within MuJoCo's soft penetration of it), without them it sinks
-    through, as in quadlit's engine, where only the feet collide."""
+    through (quadlit's engine: ``tests/physics/test_body_contacts.py``)."""
     model = a1_model()
     mm = mujoco.MjModel.from_xml_string(to_mjcf(model, SimParams(), actuators="none", sensors=True,
                                                 body_contacts=body_contacts))

@@ -16,7 +16,8 @@ kernel (one env) next to its SIMD twin (a block of ``BLOCK`` envs, suffix ``_blo
 * ``kinematics``: body poses, joint subspaces, body inertias and velocities in frame O; the
   per-env frame helpers for tasks;
 * ``actuators``: motors, joint damping and joint limits (generalised joint forces);
-* ``contacts``: foot-ground forces with friction, trunk/knee ground-touch detection;
+* ``contacts``: ground forces with friction on the feet, trunk corners, knees and shanks;
+  trunk/knee ground-touch detection (the failure rule);
 * ``dynamics``: RNEA bias forces, CRBA mass matrix, block Cholesky solve;
 * ``integration``: semi-implicit Euler, quaternion exponential map;
 * ``control_step``: the stages composed into a substep and a control step (gather/scatter,

@@ -16,7 +16,7 @@ import numba as nb
 import numpy as np
 
 from quadlit.physics.actuators import joint_forces
-from quadlit.physics.contacts import body_touches_ground, ground_contacts
+from quadlit.physics.contacts import body_ground_contacts, body_touches_ground, ground_contacts
 from quadlit.physics.control_step import load_env, store_env
 from quadlit.physics.integration import integrate
 from quadlit.physics.kinematics import kinematics, velocities
@@ -161,6 +161,7 @@ def substep_aba(model: RobotModel, sim: SimParams, ws, aba):
     joint_forces(model, sim, ws)
     if sim.contacts != 0:
         ground_contacts(model, sim, ws)
+        body_ground_contacts(model, sim, ws)
     if body_touches_ground(model, ws):
         ws.body_touch = 1.0
     aba_accelerations(model, sim.gravity, ws, aba)

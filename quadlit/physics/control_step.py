@@ -1,6 +1,6 @@
 """One control step of the quadruped, composed from the stages in textbook order, for every
-physics substep: kinematics -> actuators -> contacts -> dynamics -> integration; then the
-non-finite check and the agent-centred shift.
+physics substep: kinematics -> actuators -> contacts (feet, then trunk/knees/shanks) ->
+dynamics -> integration; then the non-finite check and the agent-centred shift.
 
 Pairs (scalar reference <-> SIMD twin over a block of ``BLOCK`` envs, same results to rounding
 (about 1e-12 after a control step, not bit for bit), checked stage by stage in
@@ -29,7 +29,14 @@ import numba as nb
 import numpy as np
 
 from quadlit.physics.actuators import joint_forces, joint_forces_block, motor_command
-from quadlit.physics.contacts import body_touches_ground, body_touches_ground_block, ground_contacts, ground_contacts_block
+from quadlit.physics.contacts import (
+    body_ground_contacts,
+    body_ground_contacts_block,
+    body_touches_ground,
+    body_touches_ground_block,
+    ground_contacts,
+    ground_contacts_block,
+)
 from quadlit.physics.dynamics import (
     bias_and_mass_matrix,
     bias_and_mass_matrix_block,
@@ -39,7 +46,7 @@ from quadlit.physics.dynamics import (
 from quadlit.physics.integration import integrate, integrate_block
 from quadlit.physics.kinematics import kinematics, kinematics_block, velocities, velocities_block
 from quadlit.physics.model import EnvParams, RobotModel, SimParams
-from quadlit.physics.state import STATUS_NONFINITE, STATUS_OK, PhysicsState
+from quadlit.physics.state import NUM_BODY_POINTS, STATUS_NONFINITE, STATUS_OK, PhysicsState
 from quadlit.physics.workspace import BLOCK, JIT, JITB, new_block_workspace, new_workspace
 
 # A state beyond these bounds is treated as diverged (flagged like a non-finite one).
@@ -59,6 +66,7 @@ def substep(model: RobotModel, sim: SimParams, ws):
     joint_forces(model, sim, ws)
     if sim.contacts != 0:
         ground_contacts(model, sim, ws)
+        body_ground_contacts(model, sim, ws)
     if body_touches_ground(model, ws):
         ws.body_touch = 1.0
     bias_and_mass_matrix(model, sim.gravity, ws)
@@ -73,6 +81,7 @@ def substep_block(model: RobotModel, sim: SimParams, w):
     velocities_block(model, w)
     joint_forces_block(model, sim, w)
     ground_contacts_block(model, sim, w)
+    body_ground_contacts_block(model, sim, w)
     body_touches_ground_block(model, w)
     bias_and_mass_matrix_block(model, sim.gravity, w)
     solve_accelerations_block(w)
@@ -94,6 +103,9 @@ def load_env(model: RobotModel, sim: SimParams, envp: EnvParams, st: PhysicsStat
         ws.slip[k, 0] = st.foot_slip[i, k, 0]
         ws.slip[k, 1] = st.foot_slip[i, k, 1]
         ws.contact[k] = 0.0
+    for k in range(NUM_BODY_POINTS):
+        ws.body_slip[k, 0] = st.body_slip[i, k, 0]
+        ws.body_slip[k, 1] = st.body_slip[i, k, 1]
     for j in range(12):
         ws.q[j] = st.joint_pos[i, j]
         ws.qd[j] = st.joint_vel[i, j]
@@ -124,6 +136,9 @@ def gather_block(model: RobotModel, sim: SimParams, envp: EnvParams, st: Physics
             w.slip[k, 0, l] = st.foot_slip[i, k, 0]
             w.slip[k, 1, l] = st.foot_slip[i, k, 1]
             w.contact[k, l] = 0.0
+        for k in range(NUM_BODY_POINTS):
+            w.body_slip[k, 0, l] = st.body_slip[i, k, 0]
+            w.body_slip[k, 1, l] = st.body_slip[i, k, 1]
         w.strength[l] = envp.motor_strength[i]
         for j in range(12):
             qj = st.joint_pos[i, j]
@@ -150,6 +165,8 @@ def _ws_ok(ws):
     for k in range(4):
         ok = ok and abs(ws.quat[k]) <= 1.0 + 1e-6
         ok = ok and abs(ws.slip[k, 0]) < MAX_HEIGHT and abs(ws.slip[k, 1]) < MAX_HEIGHT
+    for k in range(NUM_BODY_POINTS):
+        ok = ok and abs(ws.body_slip[k, 0]) < MAX_HEIGHT and abs(ws.body_slip[k, 1]) < MAX_HEIGHT
     for k in range(3):
         ok = ok and abs(ws.v[k]) < MAX_LIN_VEL and abs(ws.wb[k]) < MAX_ANG_VEL
     for j in range(12):
@@ -165,6 +182,8 @@ def _lane_ok(w, l):
     for k in range(4):
         ok = ok and abs(w.quat[k, l]) <= 1.0 + 1e-6
         ok = ok and abs(w.slip[k, 0, l]) < MAX_HEIGHT and abs(w.slip[k, 1, l]) < MAX_HEIGHT
+    for k in range(NUM_BODY_POINTS):
+        ok = ok and abs(w.body_slip[k, 0, l]) < MAX_HEIGHT and abs(w.body_slip[k, 1, l]) < MAX_HEIGHT
     for k in range(3):
         ok = ok and abs(w.v[k, l]) < MAX_LIN_VEL and abs(w.wb[k, l]) < MAX_ANG_VEL
     for j in range(12):
@@ -184,6 +203,9 @@ def flag_nonfinite(st: PhysicsState, i):
         st.foot_slip[i, k, 0] = 0.0
         st.foot_slip[i, k, 1] = 0.0
         st.foot_contact[i, k] = False
+    for k in range(NUM_BODY_POINTS):
+        st.body_slip[i, k, 0] = 0.0
+        st.body_slip[i, k, 1] = 0.0
     for j in range(12):
         st.joint_vel[i, j] = 0.0
         st.joint_torque[i, j] = 0.0
@@ -212,6 +234,9 @@ def store_env(sim: SimParams, st: PhysicsState, i, ws):
             st.foot_slip[i, k, 0] = ws.slip[k, 0]
             st.foot_slip[i, k, 1] = ws.slip[k, 1]
             st.foot_contact[i, k] = ws.contact[k] > 0.0
+        for k in range(NUM_BODY_POINTS):
+            st.body_slip[i, k, 0] = ws.body_slip[k, 0]
+            st.body_slip[i, k, 1] = ws.body_slip[k, 1]
         for j in range(12):
             st.joint_pos[i, j] = ws.q[j]
             st.joint_vel[i, j] = ws.qd[j]
@@ -248,6 +273,9 @@ def scatter_block(sim: SimParams, st: PhysicsState, lo, hi, w):
                 st.foot_slip[i, k, 0] = w.slip[k, 0, l]
                 st.foot_slip[i, k, 1] = w.slip[k, 1, l]
                 st.foot_contact[i, k] = w.contact[k, l] > 0.0
+            for k in range(NUM_BODY_POINTS):
+                st.body_slip[i, k, 0] = w.body_slip[k, 0, l]
+                st.body_slip[i, k, 1] = w.body_slip[k, 1, l]
             for j in range(12):
                 st.joint_pos[i, j] = w.q[j, l]
                 st.joint_vel[i, j] = w.qd[j, l]

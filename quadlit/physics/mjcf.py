@@ -4,8 +4,8 @@
 
 The model has a free joint on the trunk, one hinge per joint (range, damping, armature), a
 sphere per foot and a ground plane; by default only the feet collide (the trunk box and leg
-capsules are visual, like the quadlit engine, which only *detects* trunk/knee ground contact);
-``--body-contacts`` makes the trunk, knees and shanks collide with the ground too. Actuators are
+capsules are visual); ``--body-contacts`` makes the trunk, knees and shanks collide with the
+ground too, as they do in quadlit's own engine (``contacts.body_ground_contacts``). Actuators are
 ``position`` servos with the record's Kp/Kd and torque limits (quadlit's ``pd`` motor mode,
 control = target angle) or plain ``motor``s (``torque`` mode, control = torque in N·m).
 """
@@ -18,7 +18,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from quadlit.physics.model import BODY_NAMES, JOINT_NAMES, LEG_NAMES, RobotModel, SimParams, a1_model
+from quadlit.physics.model import BODY_NAMES, JOINT_NAMES, LEG_NAMES, RobotModel, SimParams, a1_model, shank_ends
 
 
 #: Slices of ``MjData.sensordata`` when ``to_mjcf(..., sensors=True)``: world-frame positions (m)
@@ -56,8 +56,9 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
         body_contacts: the trunk box, a sphere of ``knee_radius`` at each knee and each shank
             (calf capsule) collide with the ground too, with the feet's contact and friction
             parameters (never with each other): a fallen robot lies on the floor instead of
-            sinking through it. Off by default, as in quadlit's engine, which only *detects*
-            trunk and knee touch (the balance task fails the episode there).
+            sinking through it, as in quadlit's engine. Off by default (the balance task fails
+            an episode at the first trunk or knee touch in both engines, so its curves do not
+            depend on it).
     Returns: the XML document as a string.
     """
     if actuators not in ("position", "motor", "none"):
@@ -113,13 +114,13 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
                 nxt = model.joint_pos[j + 1]
                 add(f'{indent}<geom type="capsule" size="0.015" fromto="0 0 0 {_fmt(nxt)}"/>')
         foot = model.foot_pos[leg]
-        add(f'{indent}<geom type="capsule" size="0.012" fromto="0 0 0 {_fmt(foot)}"/>')
+        shank = float(model.shank_radius)
+        add(f'{indent}<geom type="capsule" size="{shank!r}" fromto="0 0 0 {_fmt(foot)}"/>')
         if body_contacts:
             # the shank stops a foot radius short of the foot's centre: a standing foot keeps its one contact
-            shank_end = np.asarray(foot) * (1.0 - float(model.foot_radius) / float(np.linalg.norm(foot)))
             add(f'{indent}<geom name="{LEG_NAMES[leg]}_knee" type="sphere" size="{float(model.knee_radius)!r}"{body}/>')
-            add(f'{indent}<geom name="{LEG_NAMES[leg]}_shank" type="capsule" size="0.012" '
-                f'fromto="0 0 0 {_fmt(shank_end)}"{body}/>')
+            add(f'{indent}<geom name="{LEG_NAMES[leg]}_shank" type="capsule" size="{shank!r}" '
+                f'fromto="0 0 0 {_fmt(shank_ends(model)[leg])}"{body}/>')
         add(f'{indent}<geom name="{LEG_NAMES[leg]}_foot" type="sphere" size="{float(model.foot_radius)!r}" '
             f'pos="{_fmt(foot)}" contype="1" conaffinity="1" group="0" friction="{float(friction)!r} 0.005 0.0001"/>')
         for _ in range(3):

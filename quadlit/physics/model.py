@@ -70,6 +70,7 @@ MODEL_DTYPE = np.dtype([
     ("foot_radius", np.float64),
     ("trunk_half_extents", np.float64, (3,)),
     ("knee_radius", np.float64),
+    ("shank_radius", np.float64),
     ("standing_height", np.float64),
     ("total_mass", np.float64),
 ], align=True)
@@ -84,7 +85,9 @@ MODEL_DTYPE = np.dtype([
     joint_torque_limit (12,) N·m; joint_damping (12,) N·m·s/rad; joint_armature (12,) kg·m²;
     default_q (12,) default standing angles, rad; kp (12,) N·m/rad; kd (12,) N·m·s/rad;
     foot_pos (4, 3) foot sphere centre in each calf frame, m; foot_radius m;
-    trunk_half_extents (3,) trunk box for ground-touch detection, m; knee_radius m;
+    trunk_half_extents (3,) trunk box (centred on the trunk origin) for ground contact and
+    touch detection, m; knee_radius: sphere at each calf origin (the knee), m; shank_radius:
+    capsule from the knee towards the foot, stopping a foot radius short of the foot centre, m;
     standing_height: trunk height of the default pose, level, feet just touching, no load, m;
     total_mass kg.
 """
@@ -275,6 +278,7 @@ def _a1_fields() -> dict:
         foot_radius=foot_r,
         trunk_half_extents=np.array([0.1335, 0.097, 0.057]),
         knee_radius=0.02,
+        shank_radius=0.012,
     )
 
 
@@ -317,6 +321,14 @@ def reference_forward_kinematics(model: RobotModel, base_pos, base_quat, q) -> n
     return out
 
 
+def shank_ends(model: RobotModel) -> np.ndarray:
+    """(4, 3) far end of each shank capsule in its calf frame, m: a foot radius short of the
+    foot centre on the line from the knee (calf origin), so a standing foot keeps its single
+    contact. ``contacts.shank_end`` computes the same inside the kernels."""
+    foot = np.array(model.foot_pos, dtype=np.float64)
+    return foot * (1.0 - float(model.foot_radius) / np.linalg.norm(foot, axis=1, keepdims=True))
+
+
 def a1_model(**overrides) -> RobotModel:
     """The Unitree A1-sized quadruped record (about 12.45 kg), with optional field overrides.
 
@@ -351,7 +363,7 @@ def a1_model(**overrides) -> RobotModel:
     fields["joint_axis"] = axes / np.linalg.norm(axes, axis=1, keepdims=True)
     if np.any(fields["joint_lower"] >= fields["joint_upper"]):
         raise ValueError("joint_lower must be < joint_upper")
-    for name in ("foot_radius", "knee_radius"):
+    for name in ("foot_radius", "knee_radius", "shank_radius"):
         fields[name] = float(fields[name])
         if fields[name] <= 0:
             raise ValueError(f"{name} must be > 0")

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
 from quadlit.physics.model import RobotModel
+
+NUM_BODY_POINTS = 16
+"""Ground contact points besides the feet: trunk box corners 0-7 (corner ``k`` at
+``(+-hx, +-hy, +-hz)``, the sign of x from bit 0 of ``k``, y bit 1, z bit 2: set = plus), knee
+spheres 8-11 and shank capsules 12-15 (legs FL FR RL RR)."""
+KNEE0, SHANK0 = 8, 12
+"""First ``body_slip`` row of the knees and of the shanks (the trunk corners start at 0)."""
+ADDED_FIELDS = ("body_slip",)
+"""Fields added after checkpoints were first written with this state: a saved state without
+them loads with zeros there (``load_state_arrays``)."""
 
 STATUS_OK = 0
 STATUS_NONFINITE = 1
@@ -27,6 +37,8 @@ class PhysicsState(NamedTuple):
         joint_vel: (N, 12) f8, rad/s.
         foot_slip: (N, 4, 2) f8, stretch of each foot's tangential stick spring (world x, y), m;
             zero when the foot is off the ground.
+        body_slip: (N, NUM_BODY_POINTS = 16, 2) f8, the same for the trunk, knee and shank contact
+            points (``BODY_POINTS``: 8 trunk box corners, 4 knees, 4 shanks), m.
         world_offset: (N, 2) f8, accumulated horizontal shift: true world x, y of the trunk is
             ``world_offset + base_pos[:, :2]``, m.
         foot_contact: (N, 4) bool, foot touching the ground at the end of the last step.
@@ -43,6 +55,7 @@ class PhysicsState(NamedTuple):
     base_ang_vel: np.ndarray
     joint_vel: np.ndarray
     foot_slip: np.ndarray
+    body_slip: np.ndarray
     world_offset: np.ndarray
     foot_contact: np.ndarray
     body_contact: np.ndarray
@@ -61,7 +74,8 @@ class PhysicsState(NamedTuple):
         return cls(
             base_pos=np.zeros((n, 3)), base_quat=quat, joint_pos=np.zeros((n, 12)),
             base_lin_vel=np.zeros((n, 3)), base_ang_vel=np.zeros((n, 3)), joint_vel=np.zeros((n, 12)),
-            foot_slip=np.zeros((n, 4, 2)), world_offset=np.zeros((n, 2)),
+            foot_slip=np.zeros((n, 4, 2)), body_slip=np.zeros((n, NUM_BODY_POINTS, 2)),
+            world_offset=np.zeros((n, 2)),
             foot_contact=np.zeros((n, 4), dtype=np.bool_), body_contact=np.zeros(n, dtype=np.bool_),
             joint_torque=np.zeros((n, 12)), motor_power=np.zeros(n), status=np.zeros(n, dtype=np.int32),
         )
@@ -77,8 +91,8 @@ class PhysicsState(NamedTuple):
         self.base_pos[idx] = (0.0, 0.0, model.standing_height if height is None else float(height))
         self.base_quat[idx] = (1.0, 0.0, 0.0, 0.0)
         self.joint_pos[idx] = model.default_q
-        for arr in (self.base_lin_vel, self.base_ang_vel, self.joint_vel, self.foot_slip, self.world_offset,
-                    self.joint_torque, self.motor_power):
+        for arr in (self.base_lin_vel, self.base_ang_vel, self.joint_vel, self.foot_slip, self.body_slip,
+                    self.world_offset, self.joint_torque, self.motor_power):
             arr[idx] = 0.0
         self.foot_contact[idx] = False
         self.body_contact[idx] = False
@@ -93,3 +107,22 @@ class PhysicsState(NamedTuple):
         out[:, :2] += self.world_offset
         return out
 
+
+def load_state_arrays(state: PhysicsState, saved: Mapping[str, Any]) -> None:
+    """Copy a saved state (``PhysicsState._asdict()``, as checkpoints hold it) into ``state`` in
+    place. A field of ``ADDED_FIELDS`` missing from ``saved`` (a checkpoint written before it
+    existed) is zeroed; any other missing or unknown field, or a wrong shape, is a ValueError."""
+    for name in PhysicsState._fields:
+        if name not in saved and name not in ADDED_FIELDS:
+            raise ValueError(f"saved physics state has no field {name!r}")
+    for name, value in saved.items():
+        if name not in PhysicsState._fields:
+            raise ValueError(f"saved physics state has an unknown field {name!r}")
+        target = getattr(state, name)
+        value = np.asarray(value)
+        if value.shape != target.shape:
+            raise ValueError(f"saved physics state {name} has shape {value.shape}, expected {target.shape}")
+        target[...] = value
+    for name in ADDED_FIELDS:
+        if name not in saved:
+            getattr(state, name)[...] = 0

@@ -33,6 +33,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from quadlit.physics.state import NUM_BODY_POINTS
+
 JIT = dict(cache=True, nogil=True, error_model="numpy")
 """Options of the scalar kernels (and of task kernels that call them)."""
 
@@ -51,6 +53,7 @@ WORKSPACE_DTYPE = np.dtype([
     ("wb", np.float64, (3,)),  # trunk angular velocity, trunk frame, rad/s
     ("qd", np.float64, (12,)),  # rad/s
     ("slip", np.float64, (4, 2)),  # foot stick-spring stretch, m
+    ("body_slip", np.float64, (NUM_BODY_POINTS, 2)),  # trunk/knee/shank stick-spring stretch, m
     ("contact", np.float64, (4,)),  # 1.0 where the foot touches the ground
     ("torque", np.float64, (12,)),  # motor torque summed over substeps, N·m
     ("power", np.float64),  # sum |tau qd| summed over substeps, W
@@ -106,7 +109,8 @@ _f8 = np.float64
 BLOCK_DTYPE = np.dtype([
     ("pos", _f8, (3, BLOCK)), ("quat", _f8, (4, BLOCK)), ("q", _f8, (12, BLOCK)),
     ("v", _f8, (3, BLOCK)), ("wb", _f8, (3, BLOCK)), ("qd", _f8, (12, BLOCK)),
-    ("slip", _f8, (4, 2, BLOCK)), ("contact", _f8, (4, BLOCK)), ("torque", _f8, (12, BLOCK)),
+    ("slip", _f8, (4, 2, BLOCK)), ("body_slip", _f8, (NUM_BODY_POINTS, 2, BLOCK)), ("contact", _f8, (4, BLOCK)),
+    ("torque", _f8, (12, BLOCK)),
     ("power", _f8, (BLOCK,)), ("touch", _f8, (BLOCK,)),
     ("friction", _f8, (BLOCK,)), ("mass0", _f8, (BLOCK,)), ("strength", _f8, (BLOCK,)),
     ("kp_scale", _f8, (BLOCK,)), ("kd_scale", _f8, (BLOCK,)),

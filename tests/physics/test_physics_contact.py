@@ -93,8 +93,8 @@ def test_friction_cone_bounds_the_ground_force():
 
 @pytest.mark.parametrize("method", ["shards", "block"])
 def test_contact_flags_feet_and_body(method):
-    """Feet flags follow the feet; trunk or knee touching the ground sets body_contact (no
-    force is applied there: the balance task terminates on it)."""
+    """Feet flags follow the feet; trunk or knee touching the ground sets body_contact (the
+    balance task terminates on it; the forces there: ``test_body_contacts.py``)."""
     st = PhysicsState.allocate(3)
     st.set_standing(MODEL, height=MODEL.standing_height - 0.001)  # feet 1 mm into the ground
     st.base_pos[1, 2] = 1.0  # in the air

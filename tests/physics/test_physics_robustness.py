@@ -156,7 +156,8 @@ def test_agent_centred_world_is_independent_of_distance_travelled():
     for _ in range(20):
         step(MODEL, sim, envp, st, actions)
         assert not st.base_pos[:, :2].any()  # trunk re-centred after every control step
-    for name in ("base_pos", "base_quat", "joint_pos", "base_lin_vel", "base_ang_vel", "joint_vel", "foot_slip"):
+    for name in ("base_pos", "base_quat", "joint_pos", "base_lin_vel", "base_ang_vel", "joint_vel", "foot_slip",
+                 "body_slip"):
         arr = getattr(st, name)
         np.testing.assert_array_equal(arr[0], arr[1])
     np.testing.assert_allclose(st.world_offset[1] - st.world_offset[0], (1e7, -3e6), atol=1e-6)

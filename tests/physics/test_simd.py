@@ -26,6 +26,7 @@ import pytest
 
 from quadlit.physics import BLOCK, MOTOR_PD, MOTOR_TORQUE, EnvParams, PhysicsState, SimParams, a1_model, step
 from quadlit.physics.actuators import joint_forces, joint_forces_block
+from quadlit.physics import contacts as contact_stage
 from quadlit.physics.contacts import body_touches_ground, body_touches_ground_block, ground_contacts, ground_contacts_block
 from quadlit.physics.control_step import gather_block, load_env, scatter_block, store_env
 from quadlit.physics.dynamics import (
@@ -44,9 +45,10 @@ STAGE_RTOL = 1e-14
 ENV_COUNTS = [5, BLOCK]  # a partial block, a full one
 
 # stage ids, in the order of a substep
-KINEMATICS, VELOCITIES, JOINT_FORCES, GROUND_CONTACTS, BODY_TOUCH, BIAS_AND_MASS, SOLVE, INTEGRATE = range(8)
-STAGES = ("kinematics", "velocities", "joint_forces", "ground_contacts", "body_touches_ground",
-          "bias_and_mass_matrix", "solve_accelerations", "integrate")
+(KINEMATICS, VELOCITIES, JOINT_FORCES, GROUND_CONTACTS, BODY_CONTACTS, BODY_TOUCH, BIAS_AND_MASS, SOLVE,
+ INTEGRATE) = range(9)
+STAGES = ("kinematics", "velocities", "joint_forces", "ground_contacts", "body_ground_contacts",
+          "body_touches_ground", "bias_and_mass_matrix", "solve_accelerations", "integrate")
 
 
 @nb.njit(cache=True)
@@ -60,6 +62,8 @@ def _scalar_stage(model, sim, buf, stage):
         joint_forces(model, sim, ws)
     elif stage == GROUND_CONTACTS:
         ground_contacts(model, sim, ws)
+    elif stage == BODY_CONTACTS:
+        contact_stage.body_ground_contacts(model, sim, ws)
     elif stage == BODY_TOUCH:
         if body_touches_ground(model, ws):
             ws.body_touch = 1.0
@@ -82,6 +86,8 @@ def _block_stage(model, sim, wbuf, stage):
         joint_forces_block(model, sim, w)
     elif stage == GROUND_CONTACTS:
         ground_contacts_block(model, sim, w)
+    elif stage == BODY_CONTACTS:
+        contact_stage.body_ground_contacts_block(model, sim, w)
     elif stage == BODY_TOUCH:
         body_touches_ground_block(model, w)
     elif stage == BIAS_AND_MASS:
@@ -115,8 +121,10 @@ def _scatter(sim, st, lo, hi, wbuf):
 def _random_batch(n, seed, motor_mode=MOTOR_PD, deepest=0.02, extremes=True):
     """``n`` envs near the standing pose, shaken: some feet in the ground (up to ``deepest`` m),
     some in the air, some sliding (random stick-spring stretch, low friction); random domain
-    parameters; actions beyond [-1, 1] (clipped) and one NaN. ``extremes``: env 1 has a joint
-    past its limit and one past its velocity limit, env 2 its trunk box in the ground."""
+    parameters; actions beyond [-1, 1] (clipped) and one NaN; random stick springs of the body
+    contact points. ``extremes``: env 1 has a joint past its limit and one past its velocity
+    limit, env 2 its trunk box in the ground, env 3 (if any) its legs folded with the knees and
+    shanks in the ground."""
     rng = np.random.default_rng(seed)
     st = PhysicsState.allocate(n)
     st.set_standing(MODEL)
@@ -141,11 +149,16 @@ def _random_batch(n, seed, motor_mode=MOTOR_PD, deepest=0.02, extremes=True):
         st.joint_pos[1, 2] = MODEL.joint_lower[2] - 0.02
         st.joint_vel[1, 5] = MODEL.joint_vel_limit[5] + 4.0
         st.base_pos[2, 2] = 0.04
+    if extremes and n > 3:
+        st.joint_pos[3, 1::3] = 0.2  # thighs nearly straight down, calves folded back up
+        st.joint_pos[3, 2::3] = -2.6
+        st.base_pos[3, 2] = 0.2 * np.cos(0.2) + 0.005  # knee centres about 5 mm up: 15 mm in
+    st.body_slip[:] = rng.normal(scale=2e-4, size=st.body_slip.shape)
     return st, envp, actions, SimParams(motor_mode=motor_mode)
 
 
 # the workspace fields a stage reads or writes, scalar name -> block name (same unless noted)
-_SAME = ("pos", "quat", "q", "v", "wb", "qd", "slip", "contact", "torque", "power", "friction", "strength",
+_SAME = ("pos", "quat", "q", "v", "wb", "qd", "slip", "body_slip", "contact", "torque", "power", "friction", "strength",
          "kp_scale", "kd_scale", "target", "R", "p", "S", "V", "A", "f", "Q", "C", "acc")
 
 
@@ -194,6 +207,7 @@ def _stage_outputs(stage, wbuf, after, sim):
                        ("power", w["power"], [x["power"] for x in s])],
         GROUND_CONTACTS: [("Q", w["Q"], [x["Q"] for x in s]), ("slip", w["slip"], [x["slip"] for x in s]),
                           ("contact", w["contact"], [x["contact"] for x in s])],
+        BODY_CONTACTS: [("Q", w["Q"], [x["Q"] for x in s]), ("body_slip", w["body_slip"], [x["body_slip"] for x in s])],
         BODY_TOUCH: [("touch", w["touch"], [x["body_touch"] for x in s])],
         BIAS_AND_MASS: [("C", w["C"], [x["C"] for x in s]), ("f", w["f"], [x["f"] for x in s]),
                         ("I (composite)", w["I"], [x["Ic"] for x in s]),
@@ -214,7 +228,7 @@ def test_each_simd_stage_matches_its_scalar_twin_on_the_same_inputs(num_envs, mo
     bufs = [new_workspace() for _ in range(num_envs)]
     for i, buf in enumerate(bufs):
         _load(MODEL, sim, envp, st, i, actions, buf)
-    touched = contacts = 0
+    touched = contacts = body_points = 0
     for stage in range(len(STAGES)):
         before = [b.copy() for b in bufs]
         for buf in bufs:
@@ -225,9 +239,11 @@ def test_each_simd_stage_matches_its_scalar_twin_on_the_same_inputs(num_envs, mo
             _assert_lanes_close(got, ref, f"{STAGES[stage]}: {name}", extra_atol)
         touched += sum(b[0]["body_touch"] for b in bufs) if stage == BODY_TOUCH else 0
         contacts += sum(b[0]["contact"].sum() for b in bufs) if stage == GROUND_CONTACTS else 0
+        body_points += sum((b[0]["body_slip"] != 0).any(axis=1).sum() for b in bufs) if stage == BODY_CONTACTS else 0
     # the random states did exercise both branches of the contact model and the touch detection
     assert 0 < contacts < 4 * num_envs
     assert touched >= 1
+    assert 6 <= body_points < 16 * num_envs  # trunk corners (env 2), knees and shanks (env 3)
 
 
 @pytest.mark.parametrize("num_envs", ENV_COUNTS)
@@ -242,7 +258,7 @@ def test_gather_block_copies_exactly_what_load_env_loads(num_envs):
         buf = new_workspace()
         _load(MODEL, sim, envp, st, i, actions, buf)
         s = buf[0]
-        for name in ("pos", "quat", "q", "v", "wb", "qd", "slip", "contact", "torque", "power", "friction",
+        for name in ("pos", "quat", "q", "v", "wb", "qd", "slip", "body_slip", "contact", "torque", "power", "friction",
                      "strength", "kp_scale", "kd_scale", "target"):
             np.testing.assert_array_equal(w[name][..., lane], s[name], err_msg=name)
         assert w["touch"][lane] == s["body_touch"]
@@ -274,6 +290,7 @@ STATE_ATOL = {  # field: absolute tolerance (unit)
     "world_offset": 1e-12,  # m
     "base_quat": 1e-12,
     "foot_slip": 1e-13,  # m
+    "body_slip": 1e-13,  # m
     "joint_pos": 1e-11,  # rad
     "base_lin_vel": 1e-11,  # m/s
     "base_ang_vel": 1e-10,  # rad/s

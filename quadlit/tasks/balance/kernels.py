@@ -189,6 +189,9 @@ def reset_env(model, envp, st, ts, p, i):
         st.foot_slip[i, k, 0] = 0.0
         st.foot_slip[i, k, 1] = 0.0
         st.foot_contact[i, k] = False
+    for k in range(st.body_slip.shape[1]):
+        st.body_slip[i, k, 0] = 0.0
+        st.body_slip[i, k, 1] = 0.0
     st.world_offset[i, 0] = 0.0
     st.world_offset[i, 1] = 0.0
     st.body_contact[i] = False

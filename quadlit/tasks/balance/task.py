@@ -12,7 +12,7 @@ from quadlit.envs.base import EnvSpec, StepResult, VecTask
 from quadlit.envs.pool import ShardPool
 from quadlit.envs.rng import seed_streams
 from quadlit.physics.model import JOINT_NAMES, MOTOR_PD, MOTOR_TORQUE, EnvParams, SimParams, a1_model, validate_sim_params
-from quadlit.physics.state import PhysicsState
+from quadlit.physics.state import PhysicsState, load_state_arrays
 from quadlit.tasks.balance import kernels
 from quadlit.tasks.balance.params import BalanceParams, kernel_params
 from quadlit.tasks.balance.rewards import REWARD_TERMS
@@ -140,7 +140,8 @@ class BalanceTask(VecTask):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for group in ("physics", "env_params", "task_state"):
+        load_state_arrays(self.physics, state["physics"])  # zeros for arrays added since (body_slip)
+        for group in ("env_params", "task_state"):
             target = getattr(self, group)._asdict()
             for k, v in state[group].items():
                 v = np.asarray(v)
