@@ -157,6 +157,16 @@ def test_fit_with_bf16_mixed_precision_on_cpu(tmp_path):
     assert all(torch.isfinite(v).all() for k, v in state["state_dict"].items() if v.is_floating_point())
 
 
+def test_bf16_falls_back_to_float32_on_a_cpu_without_native_bf16(tmp_path, capsys, monkeypatch):
+    import quadlit.cli
+
+    monkeypatch.setattr(quadlit.cli, "cpu_has_native_bf16", lambda: False)
+    last = _fit(tmp_path, "--trainer.precision", "bf16-mixed")
+    assert "no native bf16 arithmetic: training in 32-true" in capsys.readouterr().err
+    config = (last.parents[1] / "config.yaml").read_text()
+    assert "precision: 32-true" in config
+
+
 @pytest.mark.parametrize("policy,critic", [("entity_belief", "shared"), ("entity_belief", "privileged"),
                                            ("mlp", "separate")])
 def test_balance_task_runs_end_to_end(tmp_path, capsys, policy, critic):
