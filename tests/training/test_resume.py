@@ -169,9 +169,15 @@ def reach_run(tmp_path_factory) -> Path:
     return root
 
 
-def test_a_refused_resume_writes_nothing(reach_run, tmp_path, capsys):
+def _copy_of(reach_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the finished reach run, to resume or damage."""
     root = tmp_path / "run"
     shutil.copytree(reach_run, root)
+    return root
+
+
+def test_a_refused_resume_writes_nothing(reach_run, tmp_path, capsys):
+    root = _copy_of(reach_run, tmp_path)
     before = _snapshot(root)
     capsys.readouterr()
     assert main(_reach(root, "--ckpt_path", "last", "--data.num_envs", "4", "--trainer.max_epochs", "2")) == 2
@@ -198,8 +204,7 @@ def test_a_moved_run_resumes_from_its_newest_checkpoint_each_time(reach_run, tmp
 def test_ckpt_path_last_takes_the_newest_of_last_and_its_versions(reach_run, tmp_path):
     from quadlit.training.checkpoint import find_last_checkpoint
 
-    root = tmp_path / "run"
-    shutil.copytree(reach_run, root)
+    root = _copy_of(reach_run, tmp_path)
     checkpoints = root / "lightning_logs" / "version_0" / "checkpoints"
     state = torch.load(checkpoints / "last.ckpt", weights_only=True)
     state["global_step"] += 10
@@ -209,8 +214,7 @@ def test_ckpt_path_last_takes_the_newest_of_last_and_its_versions(reach_run, tmp
 
 
 def test_model_options_given_on_resume_are_applied_and_recorded(reach_run, tmp_path, capsys):
-    root = tmp_path / "run"
-    shutil.copytree(reach_run, root)
+    root = _copy_of(reach_run, tmp_path)
     capsys.readouterr()
     assert main(_reach(root, "--ckpt_path", "last", "--trainer.max_epochs", "2", "--model.lr", "0.002",
                        "--model.desired_kl", "null", "--model.entropy_coef", "0.03")) == 0
@@ -226,8 +230,7 @@ def test_model_options_given_on_resume_are_applied_and_recorded(reach_run, tmp_p
 
 
 def test_model_options_that_cannot_change_on_resume_are_refused_by_name(reach_run, tmp_path, capsys):
-    root = tmp_path / "run"
-    shutil.copytree(reach_run, root)
+    root = _copy_of(reach_run, tmp_path)
     before = _snapshot(root)
     capsys.readouterr()
     assert main(_reach(root, "--ckpt_path", "last", "--model.lstm_hidden", "32", "--model.lr", "0.002")) == 2
@@ -250,8 +253,7 @@ def test_a_checkpoint_stores_a_digest_of_its_contents(reach_run):
 
 @pytest.mark.parametrize("how", ["tensor_bytes_in_the_file", "weights_resaved"])
 def test_a_changed_checkpoint_is_refused_in_one_line(reach_run, tmp_path, capsys, how):
-    root = tmp_path / "run"
-    shutil.copytree(reach_run, root)
+    root = _copy_of(reach_run, tmp_path)
     last = _last(root)
     state = torch.load(last, weights_only=True)
     name = next(k for k, v in state["state_dict"].items() if v.is_floating_point() and v.numel() >= 16)
