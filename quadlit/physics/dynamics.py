@@ -228,6 +228,8 @@ def bias_and_mass_matrix_block(model: RobotModel, gravity, w):
             A[0, k, l] = 0.0
         A[0, 5, l] = gravity
         _body_force(w, TRUNK, l)
+    # one call per joint, written out (not a loop): each gets constant indices and LLVM inlines it
+    # without the per-joint specialisations that cost 30 s of compilation (quadlit/physics/model.py)
     _forward_joint_block(w, JOINT_TREE[0])
     _forward_joint_block(w, JOINT_TREE[1])
     _forward_joint_block(w, JOINT_TREE[2])
