@@ -1,7 +1,8 @@
 """``quadlit tune``: search training hyperparameters with Optuna, for push robustness.
 
     quadlit tune --config configs/balance.yaml --trials 20 [--minutes 2] [--study NAME]
-                 [--storage sqlite:///lightning_logs/tune.db] [--seed 0] [fit options]
+                 [--storage sqlite:///lightning_logs/tune.db] [--seed 0] [--same-seed]
+                 [--only NAME ...] [--startup-trials 10] [--export trials.csv] [fit options]
 
 Each trial is one ``quadlit fit`` of ``--config`` in its own process, with the trial's
 hyperparameters, for ``--minutes`` of training wall-clock (evaluations excluded; a trial's
@@ -10,8 +11,10 @@ objective is the mean survival over the push-robustness curve (deterministic 20 
 0.5-3.0 m/s, ``--eval-episodes`` per magnitude) of the final policy: higher is better. The
 study lives in an SQLite file, so a killed search continues where it stopped (``--study`` with
 the same name and storage), and the best trials are printed as a table with the exact
-``quadlit fit`` options that reproduce them. Optuna is a benchmark extra:
-``pip install 'quadlit[bench]'``.
+``quadlit fit`` options that reproduce them (``--trials 0`` prints that table of a stored study
+without running anything; ``--export`` writes every finished trial to a CSV). Trial k trains
+with seed k unless ``--same-seed``: a recipe that only suits one seed does not win the study.
+Optuna is a benchmark extra: ``pip install 'quadlit[bench]'``.
 """
 
 from __future__ import annotations
@@ -27,26 +30,39 @@ from pathlib import Path
 from quadlit.bench import require_config
 
 #: The searched hyperparameters: name -> (kind, low/choices, high, log scale), as fit options.
-#: The knobs of the balance recipe that the screenings (docs/learning.md) found to matter: the
-#: exploration-noise schedule, the step sizes of policy and critic, the gradient steps per sample,
-#: the return horizon and the range of the training pushes.
+#: The knobs of the balance recipe that the screenings (docs/learning.md) left open: the
+#: exploration-noise schedule, the KL target (it sets the policy's step size; the initial lr only
+#: starts the adaptation), the critic's step size, the gradient steps per sample, the return
+#: horizon, the training pushes (largest, smallest as 1 - jitter of it, and how often) and the
+#: averaged policy's decay. ``--only`` searches a subset (the rest keep the config's values).
 SPACE = {
-    "model.lr": ("float", 1e-4, 2e-3, True),
-    "model.critic_lr": ("float", 2e-4, 3e-3, True),
-    "model.final_log_std": ("float", -2.0, -0.8, False),
-    "model.log_std_decay_steps": ("int_log", 200_000, 1_500_000, True),
-    "model.ppo_epochs": ("int", 2, 6, False),
+    "model.desired_kl": ("float", 0.005, 0.02, True),
+    "model.critic_lr": ("float", 3e-4, 3e-3, True),
+    "model.final_log_std": ("float", -2.0, -1.0, False),
+    "model.log_std_decay_steps": ("int_log", 300_000, 1_500_000, True),
+    "model.ppo_epochs": ("int", 2, 5, False),
     "model.num_minibatches": ("categorical", [1, 2, 4], None, False),
     "model.gamma": ("categorical", [0.98, 0.99, 0.995], None, False),
-    "model.gae_lambda": ("float", 0.9, 0.98, False),
-    "data.balance.push_magnitude": ("float", 2.5, 4.0, False),
+    "model.gae_lambda": ("float", 0.9, 0.99, False),
+    "model.policy_average": ("float", 0.8, 0.98, False),
+    "data.balance.push_magnitude": ("float", 3.0, 4.5, False),
+    "data.balance.push_jitter": ("float", 0.5, 0.9, False),
+    "data.balance.push_interval_min": ("float", 0.8, 2.0, False),
+}
+
+#: Options set from the searched ones: the longest gap between pushes is twice the shortest (as
+#: in the default's 2-4 s), so one knob says how often the training run is pushed.
+DERIVED = {
+    "data.balance.push_interval_max": lambda v: 2.0 * v["data.balance.push_interval_min"],
 }
 
 
-def suggest(trial) -> dict[str, object]:
-    """The trial's values of every hyperparameter in ``SPACE``."""
+def suggest(trial, names: list[str] | None = None) -> dict[str, object]:
+    """The trial's values of the hyperparameters ``names`` of ``SPACE`` (all of them by default)."""
     values: dict[str, object] = {}
     for name, (kind, low, high, log) in SPACE.items():
+        if names is not None and name not in names:
+            continue
         if kind == "float":
             values[name] = trial.suggest_float(name, low, high, log=log)
         elif kind == "int":
@@ -59,7 +75,14 @@ def suggest(trial) -> dict[str, object]:
 
 
 def fit_options(values: dict[str, object]) -> list[str]:
-    """``--name value`` pairs for ``quadlit fit``."""
+    """``--name value`` pairs for ``quadlit fit``, with the ``DERIVED`` options of the values."""
+    values = dict(values)
+    for name, rule in DERIVED.items():
+        if name not in values:
+            try:
+                values[name] = rule(values)
+            except KeyError:  # the values lack what the rule reads (e.g. a hand-picked subset)
+                pass
     out: list[str] = []
     for name, value in values.items():
         out += [f"--{name}", f"{value:.6g}" if isinstance(value, float) else str(value)]
@@ -75,15 +98,29 @@ def objective_of(record: dict) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="quadlit tune", description=__doc__.split("\n")[0])
     p.add_argument("--config", default="configs/balance.yaml", help="the fit config every trial starts from")
-    p.add_argument("--trials", type=int, required=True, help="trials to run now (added to the study's earlier ones)")
+    p.add_argument("--trials", type=int, required=True,
+                   help="trials to run now (added to the study's earlier ones); 0 only summarises (and exports)")
     p.add_argument("--minutes", type=float, default=2.0, help="training wall-clock of each trial")
     p.add_argument("--eval-episodes", type=int, default=32, help="episodes per push magnitude of the objective")
     p.add_argument("--study", default="balance-robustness", help="study name (continue it by naming it again)")
     p.add_argument("--storage", default="sqlite:///lightning_logs/tune.db", help="Optuna storage URL")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler (TPE)")
+    p.add_argument("--same-seed", action="store_true",
+                   help="train every trial with the config's seed (default: trial k trains with seed k, so "
+                        "the study favours recipes that work for any seed, not for one)")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                   help="search only these hyperparameters of the space (e.g. model.desired_kl); the rest keep the "
+                        "config's values")
+    p.add_argument("--startup-trials", type=int, default=10,
+                   help="random trials before TPE starts modelling the objective")
+    p.add_argument("--export", default=None, metavar="CSV",
+                   help="write every finished trial of the study (seed, objective, curve, hyperparameters) here")
     args, extra = p.parse_known_args(argv)  # the rest goes to every trial's fit
-    if args.trials < 1 or args.minutes <= 0 or args.eval_episodes < 1:
-        p.error("--trials, --minutes and --eval-episodes must be positive")
+    if args.trials < 0 or args.minutes <= 0 or args.eval_episodes < 1 or args.startup_trials < 0:
+        p.error("--minutes and --eval-episodes must be positive, --trials and --startup-trials >= 0")
+    unknown = sorted(set(args.only or []) - set(SPACE))
+    if unknown:
+        p.error(f"--only: not in the search space: {', '.join(unknown)} (the space: {', '.join(SPACE)})")
     require_config(args.config, "quadlit tune")
     try:
         import optuna
@@ -94,20 +131,23 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=args.study, storage=args.storage, direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=args.seed), load_if_exists=True)
+                                sampler=optuna.samplers.TPESampler(seed=args.seed, n_startup_trials=args.startup_trials),
+                                load_if_exists=True)
     done_before = len(study.trials)
     print(f"quadlit tune: study {args.study!r} in {args.storage} ({done_before} trials so far), {args.trials} "
           f"more of {args.minutes:g} min each", flush=True)
 
     def objective(trial) -> float:
-        values = suggest(trial)
+        values = suggest(trial, args.only)
         options = fit_options(values)
+        seed = [] if args.same_seed else ["--seed_everything", str(trial.number)]
+        trial.set_user_attr("seed", None if args.same_seed else trial.number)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="quadlit-tune-") as tmp:
             out = Path(tmp) / "record.json"
             cmd = [sys.executable, "-m", "quadlit.cli", "bench", "train", "--single", "--config", args.config,
                    "--minutes", str(args.minutes), "--eval-every", "1000000", "--eval-episodes",
-                   str(args.eval_episodes), "--json", str(out), *options, *extra]
+                   str(args.eval_episodes), "--json", str(out), *options, *seed, *extra]
             result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             if result.returncode != 0:
                 tail = result.stderr.strip().splitlines()[-1:] or ["(no output)"]
@@ -118,12 +158,37 @@ def main(argv: list[str] | None = None) -> int:
         trial.set_user_attr("env_steps", record["env_steps"])
         curve = " ".join(f"{100 * v:3.0f}" for v in record["final_curve"].values())
         print(f"  trial {trial.number:3d}: mean survival {100 * value:5.1f} %  (curve {curve})  "
-              f"{time.perf_counter() - start:5.0f} s  {' '.join(options)}", flush=True)
+              f"{time.perf_counter() - start:5.0f} s  {' '.join(options + seed)}", flush=True)
         return value
 
-    study.optimize(objective, n_trials=args.trials, catch=(RuntimeError,))
+    if args.trials:
+        study.optimize(objective, n_trials=args.trials, catch=(RuntimeError,))
     print(summary(study))
+    if args.export:
+        rows = export_csv(study, args.export)
+        print(f"quadlit tune: {rows} finished trials written to {args.export}")
     return 0
+
+
+def export_csv(study, path: str | Path) -> int:
+    """Every finished trial as one CSV row: number, seed, objective, env-steps, the final curve (one
+    column per push magnitude) and the hyperparameters (one column each). Returns the row count."""
+    import csv
+
+    done = sorted((t for t in study.trials if t.value is not None), key=lambda t: t.number)
+    magnitudes = sorted({m for t in done for m in t.user_attrs.get("curve", {})}, key=float)
+    params = [n for n in SPACE if any(n in t.params for t in done)]
+    params += sorted({n for t in done for n in t.params} - set(params))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["trial", "seed", "objective", "env_steps", *(f"push_{m}" for m in magnitudes), *params])
+        for t in done:
+            curve = t.user_attrs.get("curve", {})
+            out.writerow([t.number, t.user_attrs.get("seed", ""), f"{t.value:.4f}", t.user_attrs.get("env_steps", ""),
+                          *(f"{curve[m]:.4f}" if m in curve else "" for m in magnitudes),
+                          *(t.params.get(n, "") for n in params)])
+    return len(done)
 
 
 def summary(study, top: int = 5) -> str:
@@ -135,7 +200,10 @@ def summary(study, top: int = 5) -> str:
     lines = [f"best {min(top, len(done))} of {len(done)} finished trials (mean survival over 0.5-3.0 m/s):"]
     for t in done[:top]:
         curve = " ".join(f"{100 * v:3.0f}" for v in t.user_attrs.get("curve", {}).values())
-        lines.append(f"  #{t.number:<3d} {100 * t.value:5.1f} %  curve {curve}\n       {' '.join(fit_options(t.params))}")
+        seed = t.user_attrs.get("seed")
+        seed_option = "" if seed is None else f" --seed_everything {seed}"
+        lines.append(f"  #{t.number:<3d} {100 * t.value:5.1f} %  curve {curve}\n       "
+                     f"{' '.join(fit_options(t.params))}{seed_option}")
     return "\n".join(lines)
 
 

@@ -26,10 +26,44 @@ def test_tune_runs_trials_stores_them_and_continues_the_study(tmp_path, capsys):
         assert set(t.params) == set(SPACE)
         assert len(t.user_attrs["curve"]) == 6  # survival at each push magnitude of the curve
         assert t.value == pytest.approx(sum(t.user_attrs["curve"].values()) / 6)
+    assert [t.user_attrs["seed"] for t in done] == [0, 1]  # trial k trains with seed k
     out = capsys.readouterr().out
-    assert "best 2 of 2 finished trials" in out and "--model.lr" in out
+    assert "best 2 of 2 finished trials" in out and "--model.desired_kl" in out
+    assert "--seed_everything 1" in out and "--data.balance.push_interval_max" in out
+    # --trials 0: only the summary of the stored study, and its trials as CSV
+    csv_path = tmp_path / "trials.csv"
+    assert main(["tune", "--trials", "0", "--storage", storage, "--study", "tiny", "--export", str(csv_path)]) == 0
+    assert len(optuna.load_study(study_name="tiny", storage=storage).trials) == 2  # nothing ran
+    assert "best 2 of 2 finished trials" in capsys.readouterr().out
+    import csv
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [r["trial"] for r in rows] == ["0", "1"] and [r["seed"] for r in rows] == ["0", "1"]
+    for r, t in zip(rows, done):
+        assert float(r["objective"]) == pytest.approx(t.value, abs=1e-4)
+        assert float(r["push_2.0"]) == pytest.approx(t.user_attrs["curve"]["2.0"], abs=1e-4)
+        assert float(r["model.desired_kl"]) == pytest.approx(t.params["model.desired_kl"])
 
 
 def test_fit_options_are_what_fit_parses():
     assert fit_options({"model.lr": 0.0012345678, "model.ppo_epochs": 3}) == [
         "--model.lr", "0.00123457", "--model.ppo_epochs", "3"]
+
+
+def test_the_longest_push_gap_is_twice_the_searched_shortest():
+    options = fit_options({"data.balance.push_interval_min": 1.25})
+    assert options == ["--data.balance.push_interval_min", "1.25", "--data.balance.push_interval_max", "2.5"]
+
+
+def test_only_searches_the_named_hyperparameters():
+    from quadlit.tune import suggest
+
+    trial = optuna.trial.FixedTrial({"model.desired_kl": 0.012, "data.balance.push_interval_min": 1.5})
+    values = suggest(trial, ["model.desired_kl", "data.balance.push_interval_min"])
+    assert values == {"model.desired_kl": 0.012, "data.balance.push_interval_min": 1.5}
+    assert set(suggest(optuna.trial.FixedTrial({}), [])) == set()
+
+
+def test_only_with_a_name_outside_the_space_is_a_one_line_error(capsys):
+    assert main(["tune", "--trials", "1", "--only", "model.desired_kl", "model.bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "--only: not in the search space: model.bogus" in err

@@ -332,6 +332,10 @@ def test_push_curve_evaluation_groups_episodes_by_magnitude():
     plain, curve = evaluations("balance", dataclasses.replace(QUIET, push_jitter=0.5, push_curriculum=True), 4)
     assert plain.params.push_jitter == 0.0 and not plain.params.push_curriculum and plain.num_envs == 4
     assert curve.num_envs == 4 * len(PUSH_CURVE) and curve.params.push_magnitude == 1.0
+    # the curve pushes every 2-4 s whatever the training run uses (QUIET: every 100 s); the plain
+    # evaluation keeps the task as configured
+    assert (curve.params.push_interval_min, curve.params.push_interval_max) == (2.0, 4.0)
+    assert (plain.params.push_interval_min, plain.params.push_interval_max) == (100.0, 100.0)
     task = make_evaluation_task("balance", curve, seed=0)
     assert task.task_state.push_scale.tolist() == np.repeat(PUSH_CURVE, 4).tolist()
     task.close()

@@ -12,6 +12,9 @@ from quadlit.tasks.registry import Evaluation
 
 #: Push magnitudes (m/s) of the push-robustness curve.
 PUSH_CURVE = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+#: Seconds between the curve's pushes (drawn uniformly), whatever the training run uses: the curve
+#: is one fixed benchmark, so runs trained with other push intervals stay comparable.
+CURVE_PUSH_INTERVAL = (2.0, 4.0)
 
 
 def curve_key(magnitude: float) -> str:
@@ -23,7 +26,8 @@ def balance_evaluations(params: BalanceParams, episodes: int) -> tuple[Evaluatio
     """``episodes`` deterministic episodes of the task as configured (fixed push size: no jitter, no
     curriculum), and ``episodes`` per magnitude of ``PUSH_CURVE`` (one batch of
     ``episodes x len(PUSH_CURVE)`` environments, each with its own push magnitude; environments
-    ``k * episodes ... (k + 1) * episodes - 1`` are pushed at ``PUSH_CURVE[k]``)."""
+    ``k * episodes ... (k + 1) * episodes - 1`` are pushed at ``PUSH_CURVE[k]``, every
+    ``CURVE_PUSH_INTERVAL`` seconds whatever ``params`` say)."""
     fixed = dataclasses.replace(params, push_curriculum=False, push_jitter=0.0)
     scales = np.repeat(np.asarray(PUSH_CURVE, dtype=np.float64), episodes)
 
@@ -37,6 +41,8 @@ def balance_evaluations(params: BalanceParams, episodes: int) -> tuple[Evaluatio
     def table(values: dict[str, float]) -> tuple[str, list[tuple[float, float]]]:
         return "push m/s", [(m, values[curve_key(m)]) for m in PUSH_CURVE]
 
-    curve = Evaluation("curve", dataclasses.replace(fixed, push_magnitude=1.0), episodes * len(PUSH_CURVE),
+    lo, hi = CURVE_PUSH_INTERVAL
+    curve_params = dataclasses.replace(fixed, push_magnitude=1.0, push_interval_min=lo, push_interval_max=hi)
+    curve = Evaluation("curve", curve_params, episodes * len(PUSH_CURVE),
                        prepare=prepare, summarize=summarize, title="push-robustness", table=table)
     return Evaluation("", fixed, episodes), curve
