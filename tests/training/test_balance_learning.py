@@ -6,12 +6,13 @@ Measured on the development machine (2 cores) with the assertions' settings (EPO
 the default config, seed 0, 64 deterministic 20 s episodes per magnitude, pushes every 2-4 s,
 domain randomisation on), survival % at 0.5/1.0/1.5/2.0/2.5/3.0 m/s (2026-11-29):
 
-    trained (12 epochs, 0.98 M env-steps, about 70 s)   100 100  94  44  25  14
+    trained (12 epochs, 0.98 M env-steps, about 55 s)   100 100  94  70  50  39
     zero action                                          100   8   0   0   0   0
     random actions                                         0   0   0   0   0   0
 
-(With the earlier training pushes of 0-3 m/s instead of 1.0-3.5 m/s the same run gave
-100/98/64/30/12/2.)
+(The curve pushes every 2-4 s; the training run every 1-2 s with 1.0-3.5 m/s. With training
+pushes of 1.0-3.5 m/s every 2-4 s the same run gave 100/100/94/44/25/14, with 0-3 m/s every
+2-4 s 100/98/64/30/12/2.)
 
 The old default (learned std from 0.37, 1.0 m/s pushes, shared critic) survived 0 % at
 1.5 m/s even after a full 3-minute run. The assertions leave margin below the measurement
@@ -51,5 +52,5 @@ def test_balance_recipe_survives_large_pushes(tmp_path):
         assert zero[push] <= 0.1 and random[push] <= 0.1  # pushes no baseline survives
     assert trained[1.0] >= 0.9
     assert trained[1.5] >= 0.6
-    assert trained[2.0] >= zero[2.0] + 0.25
-    assert trained[2.5] >= zero[2.5] + 0.1
+    assert trained[2.0] >= zero[2.0] + 0.4
+    assert trained[2.5] >= zero[2.5] + 0.2
