@@ -130,9 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.storage.startswith("sqlite:///"):
         Path(args.storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=args.seed, n_startup_trials=args.startup_trials)
     study = optuna.create_study(study_name=args.study, storage=args.storage, direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=args.seed, n_startup_trials=args.startup_trials),
-                                load_if_exists=True)
+                                sampler=sampler, load_if_exists=True)
     done_before = len(study.trials)
     print(f"quadlit tune: study {args.study!r} in {args.storage} ({done_before} trials so far), {args.trials} "
           f"more of {args.minutes:g} min each", flush=True)
