@@ -13,6 +13,7 @@ be opened and closed any number of times.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any, Mapping
 
@@ -45,6 +46,12 @@ HUD_TEXT = (24, 28, 36)
 HUD_PANEL = (255, 255, 255, 170)
 
 PUSH_METRES_PER_MPS = 0.12  # drawn arrow length per m/s of push
+
+# Opening a window can fail transiently even where the display probe succeeded (seen under
+# Xvfb: GLFW "failed to detect any supported platform" when a window is reopened). raylib then
+# stops before creating any GL state, so the attempt can be repeated; these are the waits (s)
+# before each further attempt.
+OPEN_RETRY_WAITS_S = (0.25, 1.0, 2.0)
 
 _open_renderer: "Renderer | None" = None
 
@@ -103,10 +110,15 @@ class Renderer:
 
         rl.set_trace_log_level(rl.LOG_WARNING)
         flags = rl.FLAG_WINDOW_HIDDEN if self.offscreen else rl.FLAG_MSAA_4X_HINT | rl.FLAG_VSYNC_HINT
-        rl.set_config_flags(flags)
-        rl.init_window(self.width, self.height, self.title)
-        if not rl.is_window_ready():  # nothing else may touch raylib now
-            raise RenderUnavailable(f"raylib could not open a window (DISPLAY={_display()})")
+        for wait in (0.0, *OPEN_RETRY_WAITS_S):
+            time.sleep(wait)
+            rl.set_config_flags(flags)
+            rl.init_window(self.width, self.height, self.title)
+            if rl.is_window_ready():
+                break
+        else:  # nothing else may touch raylib now
+            raise RenderUnavailable(f"raylib could not open a window (DISPLAY={_display()}, "
+                                    f"{1 + len(OPEN_RETRY_WAITS_S)} attempts)")
         if self.offscreen:
             s = self.supersample
             self._target = rl.load_render_texture(self.width * s, self.height * s)

@@ -149,6 +149,60 @@ def test_one_window_at_a_time_and_reopening_works():
 
 @pytest.mark.render
 @needs_display
+def test_a_window_that_fails_to_open_is_retried(monkeypatch):
+    """The first attempt sees an unreachable display (as a transient Xvfb failure would); the
+    renderer waits and tries again, and the image is the same as from a first-time open."""
+    import pyray
+
+    with Renderer(W, H) as plain:
+        expected = plain.render(standing_quadruped())
+    real_init, display, calls = pyray.init_window, os.environ["DISPLAY"], []
+
+    def flaky_init(*args):
+        calls.append(os.environ["DISPLAY"])
+        if len(calls) == 1:
+            os.environ["DISPLAY"] = ":7777"  # no server there: GLFW cannot start
+            try:
+                return real_init(*args)
+            finally:
+                os.environ["DISPLAY"] = display
+        return real_init(*args)
+
+    monkeypatch.setattr(pyray, "init_window", flaky_init)
+    monkeypatch.setattr(R, "OPEN_RETRY_WAITS_S", (0.0, 0.0))
+    with Renderer(W, H) as retried:
+        image = retried.render(standing_quadruped())
+    assert calls == [display, display]
+    np.testing.assert_array_equal(image, expected)
+
+
+@pytest.mark.render
+@needs_display
+def test_a_window_that_never_opens_raises_after_every_attempt(monkeypatch):
+    import pyray
+
+    real_init, display, calls = pyray.init_window, os.environ["DISPLAY"], []
+
+    def failing_init(*args):
+        calls.append(1)
+        os.environ["DISPLAY"] = ":7777"
+        try:
+            return real_init(*args)
+        finally:
+            os.environ["DISPLAY"] = display
+
+    monkeypatch.setattr(pyray, "init_window", failing_init)
+    monkeypatch.setattr(R, "OPEN_RETRY_WAITS_S", (0.0, 0.0))
+    with pytest.raises(R.RenderUnavailable, match="3 attempts"):
+        Renderer(W, H).open()
+    assert len(calls) == 3
+    monkeypatch.undo()
+    with Renderer(W, H) as after:  # raylib is still usable afterwards
+        assert after.render(standing_quadruped()).shape == (H, W, 3)
+
+
+@pytest.mark.render
+@needs_display
 def test_window_mode_draws_to_the_screen_and_keeps_its_camera():
     with Renderer(W, H, offscreen=False) as window:
         for _ in range(3):
