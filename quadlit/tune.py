@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="quadlit-tune-") as tmp:
             out = Path(tmp) / "record.json"
-            cmd = [sys.executable, "-m", "quadlit.cli", "bench", "train", "--single", "--config", args.config,
+            cmd = [sys.executable, "-m", "quadlit.launch", "bench", "train", "--single", "--config", args.config,
                    "--minutes", str(args.minutes), "--eval-every", "1000000", "--eval-episodes",
                    str(args.eval_episodes), "--json", str(out), *options, *seed, *extra]
             result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -14,6 +14,11 @@ callees' compilation excluded).
 With ``--fit CONFIG`` it also times ``quadlit fit --config CONFIG`` from process start to the
 end of its first training iteration (collection and update), cold (a fresh cache) and warm
 (the same cache again).
+
+Cold runs are made twice: as a user gets them, with the physics compile helper
+(``quadlit.physics.precompile``: a second process compiles the physics stage kernels), and with
+it switched off (``QUADLIT_PARALLEL_COMPILE=0``, one process compiles everything). The compile
+list is that of the run with the helper: what the main process itself compiled.
 """
 
 from __future__ import annotations
@@ -65,6 +70,10 @@ print(json.dumps({"import_s": t1 - t0, "first_step_s": t2 - t1, "next_50_steps_s
 FIT_CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
+from quadlit.launch import task_of
+if task_of(["fit", "--config", sys.argv[1]]) == "balance":  # as the console entry point does
+    from quadlit.physics.precompile import start_background_compile
+    start_background_compile()
 from lightning.pytorch.callbacks import Callback
 from quadlit.bench import open_ended_fit
 from quadlit.cli import quiet_known_warnings, run_cli
@@ -84,9 +93,10 @@ print(json.dumps({"import_s": t1 - t0, "first_iteration_s": FirstIteration.secon
 """
 
 
-def measure(task: str, cache_dir: str, child: str = CHILD, *args: str) -> dict:
-    """One child process with ``cache_dir`` as its Numba cache; its timings."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+def measure(task: str, cache_dir: str, child: str = CHILD, *args: str, helper: bool = True) -> dict:
+    """One child process with ``cache_dir`` as its Numba cache; its timings. ``helper``: the
+    physics compile helper may run (else ``QUADLIT_PARALLEL_COMPILE=0``)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, QUADLIT_PARALLEL_COMPILE="1" if helper else "0")
     out = subprocess.run([sys.executable, "-c", child, task, *args], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "child failed")
@@ -104,31 +114,43 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--repeats must be at least 1 and --kernels at least 0")
     if args.fit is not None:
         require_config(args.fit, "bench compile")
-    print(f"bench compile: {args.task}, 64 environments, one process per run")
+    print(f"bench compile: {args.task}, 64 environments, one process per run "
+          f"(cold*: the compile helper switched off)")
     print(f"  {'run':10s} {'import s':>9s} {'first step s':>13s} {'50 steps s':>11s} {'process CPU s':>14s}")
+
+    def row(label: str, r: dict) -> None:
+        print(f"  {label:10s} {r['import_s']:9.1f} {r['first_step_s']:13.1f} {r['next_50_steps_s']:11.2f} "
+              f"{r['cpu_s']:14.1f}", flush=True)
+
     for k in range(args.repeats):
+        with tempfile.TemporaryDirectory(prefix="quadlit-numba-") as alone:
+            row(f"cold* {k}", measure(args.task, alone, helper=False))
         with tempfile.TemporaryDirectory(prefix="quadlit-numba-") as cache:
             cold = measure(args.task, cache)
-            print(f"  {'cold ' + str(k):10s} {cold['import_s']:9.1f} {cold['first_step_s']:13.1f} "
-                  f"{cold['next_50_steps_s']:11.2f} {cold['cpu_s']:14.1f}", flush=True)
+            row(f"cold {k}", cold)
             if k == 0:
-                warm = measure(args.task, cache)
-                print(f"  {'warm':10s} {warm['import_s']:9.1f} {warm['first_step_s']:13.1f} "
-                      f"{warm['next_50_steps_s']:11.2f} {warm['cpu_s']:14.1f}", flush=True)
+                row("warm", measure(args.task, cache))
                 slowest = sorted(cold["kernels"].items(), key=lambda kv: -kv[1])[:args.kernels]
                 if slowest:
                     total = sum(cold["kernels"].values())
-                    print(f"  compile time per function (own time; {len(cold['kernels'])} functions, {total:.1f} s):")
+                    print(f"  compiled by the main process (own time; {len(cold['kernels'])} functions, "
+                          f"{total:.1f} s):")
                     for name, seconds in slowest:
                         print(f"    {seconds:6.2f} s  {name}")
     if args.fit is not None:
         print(f"fit --config {args.fit}: process start to the end of the first training iteration")
+
+        def fit_row(label: str, r: dict) -> None:
+            print(f"  {label:5s} imports {r['import_s']:5.1f} s   first iteration done at "
+                  f"{r['first_iteration_s']:6.1f} s", flush=True)
+
+        with tempfile.TemporaryDirectory(prefix="quadlit-numba-") as alone, \
+                tempfile.TemporaryDirectory(prefix="quadlit-fit-") as root:
+            fit_row("cold*", measure(args.fit, alone, FIT_CHILD, root, helper=False))
         with tempfile.TemporaryDirectory(prefix="quadlit-numba-") as cache, \
                 tempfile.TemporaryDirectory(prefix="quadlit-fit-") as root:
             for label in ("cold", "warm"):
-                r = measure(args.fit, cache, FIT_CHILD, root)
-                print(f"  {label:5s} imports {r['import_s']:5.1f} s   first iteration done at "
-                      f"{r['first_iteration_s']:6.1f} s", flush=True)
+                fit_row(label, measure(args.fit, cache, FIT_CHILD, root))
     return 0
 
 

@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.single or (len(args.seeds) == 1 and not args.cold):
         records = [run_one(args, extra)]
     else:
-        records = _from_json(run_seeds_in_processes(args, extra, [sys.executable, "-m", "quadlit.cli", "bench",
+        records = _from_json(run_seeds_in_processes(args, extra, [sys.executable, "-m", "quadlit.launch", "bench",
                                                                   "train"]))
     if args.json:
         Path(args.json).write_text(json.dumps({"records": _json_ready(records)}, indent=1))

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(tmp) / f"quadlit-{seed}.json"
             if args.cold:
                 env["NUMBA_CACHE_DIR"] = str(Path(tmp) / f"cache-quadlit-{seed}")
-            cmd = [sys.executable, "-m", "quadlit.cli", "bench", "train", "--single", "--seeds", str(seed),
+            cmd = [sys.executable, "-m", "quadlit.launch", "bench", "train", "--single", "--seeds", str(seed),
                    "--json", str(path), "--config", args.config, "--minutes", str(args.minutes), "--eval-every",
                    str(args.eval_every), "--eval-episodes", str(args.eval_episodes), *extra]
             if subprocess.run(cmd, env=env).returncode != 0:

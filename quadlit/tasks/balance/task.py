@@ -11,6 +11,7 @@ import numpy as np
 from quadlit.envs.base import EnvSpec, StepResult, VecTask
 from quadlit.envs.pool import ShardPool
 from quadlit.envs.rng import seed_streams
+from quadlit.physics import precompile
 from quadlit.physics.model import JOINT_NAMES, MOTOR_PD, MOTOR_TORQUE, EnvParams, SimParams, a1_model, validate_sim_params
 from quadlit.physics.state import PhysicsState, load_state_arrays
 from quadlit.tasks.balance import kernels
@@ -74,6 +75,7 @@ class BalanceTask(VecTask):
         self.pool = ShardPool(1) if pool is None else pool
         self._window: deque[bool] = deque(maxlen=params.curriculum_window)
         self.task_state.push_scale[:] = params.curriculum_start if params.push_curriculum else 1.0
+        precompile.start_background_compile()  # a cold cache: a second process compiles the physics stages
         self.reset(seed)
 
     # ---- the VecTask contract ----------------------------------------------------------------
@@ -90,6 +92,7 @@ class BalanceTask(VecTask):
             raise ValueError(f"actions must have shape ({self.num_envs}, {kernels.ACTION_DIM}), got {actions.shape}")
         args = (self.model, self.sim, self.env_params, self.physics, self.task_state, self._p, actions, self.out)
         counts = self.pool.run(lambda lo, hi: kernels.step_shard(*args, lo, hi), self.num_envs)
+        precompile.stop_background_compile()  # the step kernel is compiled now (no-op when none runs)
         out = self.out
         done = out.terminated | out.truncated
         if self.params.push_curriculum and done.any():
