@@ -91,6 +91,8 @@ class QuadlitModule(L.LightningModule):
             users (export, play, record, sim2sim, benchmarks) act with it; the trained policy
             still collects the rollouts. It smooths the swings of a policy between updates. The
             decay warms up over the first updates (see ``_update_policy_average``).
+        policy_average_warmup: k of the policy average's warm-up ``(1 + n) / (k + n)`` after the
+            n-th update (k > 1): the smaller, the sooner the average reaches ``policy_average``.
         wm_latent_dim: world-model latent size.
         lr: Adam learning rate of the policy/value network.
         wm_lr: Adam learning rate of the world model.
@@ -137,6 +139,7 @@ class QuadlitModule(L.LightningModule):
         final_log_std: float | None = None,
         log_std_decay_steps: int = 1_000_000,
         policy_average: float | None = None,
+        policy_average_warmup: float = 10.0,
         wm_latent_dim: int = 128,
         lr: float = 3e-4,
         wm_lr: float = 1e-3,
@@ -195,6 +198,8 @@ class QuadlitModule(L.LightningModule):
         _check_range("critic_lr", critic_lr, 0.0, 1.0, lo_open=True)
         if policy_average is not None:
             _check_range("policy_average", policy_average, 0.0, 1.0, hi_open=True)
+        if not isinstance(policy_average_warmup, (int, float)) or not policy_average_warmup > 1.0:
+            raise ValueError(f"model.policy_average_warmup must be a number > 1, got {policy_average_warmup!r}")
         if policy not in ("entity_belief", "mlp"):
             raise ValueError(f"model.policy must be 'entity_belief' or 'mlp', got {policy!r}")
         if critic not in ("shared", "separate", "privileged"):
@@ -335,9 +340,10 @@ class QuadlitModule(L.LightningModule):
     @torch.no_grad()
     def _update_policy_average(self, updates: int) -> None:
         """Fold the policy into the average after its ``updates``-th update (counted from 1). The
-        decay warms up as ``(1 + updates) / (10 + updates)`` until it reaches ``policy_average``,
-        so the average does not lag far behind the fast early learning."""
-        decay = min(self.hparams.policy_average, (1.0 + updates) / (10.0 + updates))
+        decay warms up as ``(1 + updates) / (k + updates)`` (k: ``policy_average_warmup``) until it
+        reaches ``policy_average``, so the average does not lag far behind the fast early learning."""
+        k = self.hparams.get("policy_average_warmup", 10.0)  # checkpoints from before the option: 10
+        decay = min(self.hparams.policy_average, (1.0 + updates) / (k + updates))
         for avg, new in zip(self.policy_avg.parameters(), self.policy.parameters()):
             avg.lerp_(new, 1.0 - decay)
 

@@ -64,8 +64,24 @@ def test_policy_average_is_an_exponential_moving_average_and_is_what_is_deployed
     assert any(k.startswith("policy_avg.") for k in m.state_dict())
 
 
+def test_policy_average_warmup_sets_how_soon_the_decay_reaches_its_cap():
+    m = QuadlitModule(obs_dim=37, action_dim=12, policy_average=0.98, policy_average_warmup=2.0)
+    before = [p.detach().clone() for p in m.policy_avg.parameters()]
+    with torch.no_grad():
+        for p in m.policy.parameters():
+            p.add_(1.0)
+    m._update_policy_average(3)  # decay (1 + 3) / (2 + 3) = 0.8, below the cap
+    for old, avg, new in zip(before, m.policy_avg.parameters(), m.policy.parameters()):
+        assert torch.allclose(avg, 0.8 * old + 0.2 * new, atol=1e-6)
+    before = [p.detach().clone() for p in m.policy_avg.parameters()]
+    m._update_policy_average(48)  # 49/50 = 0.98: at the cap
+    for old, avg, new in zip(before, m.policy_avg.parameters(), m.policy.parameters()):
+        assert torch.allclose(avg, 0.98 * old + 0.02 * new, atol=1e-6)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"policy_average": 1.0}, "policy_average"),
+    ({"policy_average": 0.9, "policy_average_warmup": 1.0}, "policy_average_warmup"),
     ({"final_log_std": 5.0}, "final_log_std"),
     ({"final_desired_kl": 0.0}, "final_desired_kl"),
     ({"final_desired_kl": 0.002, "desired_kl": None}, "desired_kl"),
