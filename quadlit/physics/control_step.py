@@ -74,9 +74,14 @@ def substep(model: RobotModel, sim: SimParams, ws):
     integrate(sim, ws)
 
 
-@nb.njit(**JITB)
+@nb.njit(inline="always", **JITB)
 def substep_block(model: RobotModel, sim: SimParams, w):
-    """One physics substep of the block in ``w``. Scalar reference: ``substep``."""
+    """One physics substep of the block in ``w``. Scalar reference: ``substep``.
+
+    Inlined into its caller at Numba IR level (as is ``control_step_block``): compiled as
+    functions of their own, LLVM would optimise and emit the whole stage tree once for each of
+    them and again for the task's step kernel (4.5 s of a cold start; the same machine code
+    speed, bit-identical results: docs/benchmarks.md, start-up)."""
     kinematics_block(model, w)
     velocities_block(model, w)
     joint_forces_block(model, sim, w)
@@ -317,7 +322,7 @@ def control_step_env(model: RobotModel, sim: SimParams, envp: EnvParams, st: Phy
     return _control_step_env(model, sim, envp, st, i, action, ws_buf[0])
 
 
-@nb.njit(**JITB)
+@nb.njit(inline="always", **JITB)
 def control_step_block(model: RobotModel, sim: SimParams, envp: EnvParams, st: PhysicsState, actions, lo, hi, wbuf):
     """Advance envs ``lo..hi-1`` (``hi - lo <= BLOCK``) by one control step with SIMD code.
 
