@@ -70,8 +70,9 @@ def _task_in_config(path: str, current: str) -> str | None:
 def main() -> int:
     if task_of(sys.argv[1:]) == "balance":
         from quadlit.physics.precompile import start_background_compile
+        from quadlit.tasks.balance.kernels import step_shard
 
-        start_background_compile()
+        start_background_compile(step_shard)
     from quadlit.cli import main as cli_main
 
     return cli_main()

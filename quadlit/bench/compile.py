@@ -73,7 +73,8 @@ t0 = time.perf_counter()
 from quadlit.launch import task_of
 if task_of(["fit", "--config", sys.argv[1]]) == "balance":  # as the console entry point does
     from quadlit.physics.precompile import start_background_compile
-    start_background_compile()
+    from quadlit.tasks.balance.kernels import step_shard
+    start_background_compile(step_shard)
 from lightning.pytorch.callbacks import Callback
 from quadlit.bench import open_ended_fit
 from quadlit.cli import quiet_known_warnings, run_cli

@@ -85,24 +85,27 @@ def compile_stage_kernels(deadline_s: float | None = None) -> list[str]:
     return done
 
 
-def stage_kernels_cached() -> bool:
-    """Whether the on-disk cache already holds the stage kernels (judged by the first one the
-    helper would compile); ``False`` when that cannot be told."""
+def stage_kernels_cached(step_kernel=None) -> bool:
+    """Whether the on-disk cache already holds what a first step needs: the entry of
+    ``step_kernel`` when given (a task's fused step kernel: when it loads, no stage kernel is
+    compiled at all), else that of the first stage kernel the helper would compile. ``False``
+    when that cannot be told."""
+    dispatcher = step_kernel if step_kernel is not None else stage_kernel_calls()[0][0]
     try:
-        dispatcher = stage_kernel_calls()[0][0]
         return bool(dispatcher._cache._cache_file._load_index())  # Numba's cache index, stale-checked
     except Exception:  # a Numba without these internals: assume cold
         return False
 
 
-def start_background_compile() -> bool:
+def start_background_compile(step_kernel=None) -> bool:
     """Start the helper process once per process, unless switched off (``QUADLIT_PARALLEL_COMPILE=0``),
-    fewer than 2 CPUs are usable, or the cache is already warm. Returns whether it was started."""
+    fewer than 2 CPUs are usable, or the cache is already warm (``stage_kernels_cached``; pass
+    the task's step kernel). Returns whether it was started."""
     global _helper, _started
     if _started:
         return False
     _started = True
-    if os.environ.get(ENV_SWITCH, "1") == "0" or _usable_cpus() < 2 or stage_kernels_cached():
+    if os.environ.get(ENV_SWITCH, "1") == "0" or _usable_cpus() < 2 or stage_kernels_cached(step_kernel):
         return False
     try:
         _helper = subprocess.Popen([sys.executable, "-m", "quadlit.physics.precompile"],

@@ -9,6 +9,7 @@ import numpy as np
 
 from quadlit.physics import precompile
 from quadlit.tasks import make_task, task_def
+from quadlit.tasks.balance import kernels as balance_kernels
 
 # Builds a balance task with the helper switched off, steps it once and reports, for every stage
 # kernel, how often the step's compilation loaded it from the cache and how often it compiled it.
@@ -17,6 +18,7 @@ import json
 import numpy as np
 from quadlit.physics.precompile import stage_kernel_calls
 from quadlit.tasks import make_task, task_def
+from quadlit.tasks.balance import kernels as balance_kernels
 task = make_task("balance", 8, task_def("balance").params_type(), 0)
 task.step(np.zeros((8, task.spec.action_dim), np.float32))
 report = {}
@@ -32,8 +34,20 @@ def _child(args, cache_dir, **env):
                           env=dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), **env))
 
 
+CACHED_CHILD = (
+    "from quadlit.physics.precompile import stage_kernels_cached\n"
+    "from quadlit.tasks.balance.kernels import step_shard\n"
+    "print(stage_kernels_cached(step_shard), stage_kernels_cached())\n"
+)
+
+
 def test_every_stage_the_helper_compiles_is_loaded_not_compiled_by_the_step(tmp_path):
+    def cached():  # (the step kernel's entry, the first stage kernel's entry) in this cache
+        return _child(["-c", CACHED_CHILD], tmp_path).stdout.split()
+
+    assert cached() == ["False", "False"]  # an empty cache: the helper would start
     helper = _child(["-m", "quadlit.physics.precompile"], tmp_path)
+    assert cached() == ["False", "True"]
     names = [d.py_func.__name__ for d, _ in precompile.stage_kernel_calls()]
     assert names[0] == "scatter_block" and names[-1] == "gather_block" and len(names) == 11
     assert helper.stdout.strip().endswith(", ".join(names))
@@ -42,6 +56,7 @@ def test_every_stage_the_helper_compiles_is_loaded_not_compiled_by_the_step(tmp_
     assert sorted(report) == sorted(names)
     # a signature the helper got wrong would show here as a miss: the step compiling it again
     assert {name: hits_misses for name, hits_misses in report.items() if hits_misses != [1, 0]} == {}
+    assert cached() == ["True", "True"]  # the next process loads the step whole: no helper
 
 
 def test_the_helper_starts_once_and_not_when_switched_off(monkeypatch):
@@ -51,10 +66,10 @@ def test_the_helper_starts_once_and_not_when_switched_off(monkeypatch):
     assert precompile.start_background_compile() is False and precompile._helper is None
     monkeypatch.setattr(precompile, "_started", False)
     monkeypatch.setenv(precompile.ENV_SWITCH, "1")
-    monkeypatch.setattr(precompile, "stage_kernels_cached", lambda: True)  # a warm cache
+    monkeypatch.setattr(precompile, "stage_kernels_cached", lambda step_kernel=None: True)  # a warm cache
     assert precompile.start_background_compile() is False and precompile._helper is None
     monkeypatch.setattr(precompile, "_started", False)
-    monkeypatch.setattr(precompile, "stage_kernels_cached", lambda: False)
+    monkeypatch.setattr(precompile, "stage_kernels_cached", lambda step_kernel=None: False)
     monkeypatch.setattr(precompile, "_usable_cpus", lambda: 2)
     started = []
     monkeypatch.setattr(precompile.subprocess, "Popen", lambda cmd, **kw: started.append(cmd) or _FakeProcess())
@@ -67,10 +82,12 @@ def test_the_helper_starts_once_and_not_when_switched_off(monkeypatch):
 
 
 def test_the_cache_check_sees_a_warm_cache():
-    # the suite's own cache has the stage kernels once any balance task has stepped
+    # once a balance task has stepped, its step kernel is in this cache (compiled or loaded), so
+    # the next process would load it whole and needs no helper (whatever the stage kernels'
+    # own entries say: a step kernel loaded from the cache never looks at them)
     task = make_task("balance", 4, task_def("balance").params_type(), 0)
     task.step(np.zeros((4, task.spec.action_dim), np.float32))
-    assert precompile.stage_kernels_cached() is True
+    assert precompile.stage_kernels_cached(balance_kernels.step_shard) is True
 
 
 class _FakeProcess:

@@ -75,7 +75,7 @@ class BalanceTask(VecTask):
         self.pool = ShardPool(1) if pool is None else pool
         self._window: deque[bool] = deque(maxlen=params.curriculum_window)
         self.task_state.push_scale[:] = params.curriculum_start if params.push_curriculum else 1.0
-        precompile.start_background_compile()  # a cold cache: a second process compiles the physics stages
+        precompile.start_background_compile(kernels.step_shard)  # a cold cache: a second process compiles the physics stages
         self.reset(seed)
 
     # ---- the VecTask contract ----------------------------------------------------------------
