@@ -67,12 +67,19 @@ def _task_in_config(path: str, current: str) -> str | None:
     return task if isinstance(task, str) else None
 
 
-def main() -> int:
-    if task_of(sys.argv[1:]) == "balance":
-        from quadlit.physics.precompile import start_background_compile
-        from quadlit.tasks.balance.kernels import step_shard
+def start_compile_helper_for(argv: list[str]) -> bool:
+    """Start the physics compile helper when the command line ``argv`` runs the balance task
+    (and the cache is cold); returns whether it was started."""
+    if task_of(argv) != "balance":
+        return False
+    from quadlit.physics.precompile import start_background_compile
+    from quadlit.tasks.balance.kernels import step_shard
 
-        start_background_compile(step_shard)
+    return start_background_compile(step_shard)
+
+
+def main() -> int:
+    start_compile_helper_for(sys.argv[1:])
     from quadlit.cli import main as cli_main
 
     return cli_main()

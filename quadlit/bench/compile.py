@@ -70,11 +70,8 @@ print(json.dumps({"import_s": t1 - t0, "first_step_s": t2 - t1, "next_50_steps_s
 FIT_CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from quadlit.launch import task_of
-if task_of(["fit", "--config", sys.argv[1]]) == "balance":  # as the console entry point does
-    from quadlit.physics.precompile import start_background_compile
-    from quadlit.tasks.balance.kernels import step_shard
-    start_background_compile(step_shard)
+from quadlit.launch import start_compile_helper_for
+start_compile_helper_for(["fit", "--config", sys.argv[1]])  # as the console entry point does
 from lightning.pytorch.callbacks import Callback
 from quadlit.bench import open_ended_fit
 from quadlit.cli import quiet_known_warnings, run_cli

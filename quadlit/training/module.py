@@ -342,7 +342,7 @@ class QuadlitModule(L.LightningModule):
         """Fold the policy into the average after its ``updates``-th update (counted from 1). The
         decay warms up as ``(1 + updates) / (k + updates)`` (k: ``policy_average_warmup``) until it
         reaches ``policy_average``, so the average does not lag far behind the fast early learning."""
-        k = self.hparams.get("policy_average_warmup", 10.0)  # checkpoints from before the option: 10
+        k = self.hparams.policy_average_warmup
         decay = min(self.hparams.policy_average, (1.0 + updates) / (k + updates))
         for avg, new in zip(self.policy_avg.parameters(), self.policy.parameters()):
             avg.lerp_(new, 1.0 - decay)
