@@ -15,6 +15,8 @@ Keys (the renderer owns the mouse, F = follow camera, R = reset view, Esc/Q = qu
     arrows or I J K L   push direction (forward, back, left, right of the robot's heading)
     + / -      push size                   P            push now
     H          show / hide the key legend
+    G          show / hide the world model's ghost: the robot as the world model predicts it half a
+               second ahead, drawn translucent (checkpoints of the balance task with a world model)
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ KEY_BINDINGS: dict[str, str] = {
     "backspace": "reset",
     "d": "deterministic",
     "h": "legend",
+    "g": "ghost",
     "up": "push_forward",
     "i": "push_forward",
     "down": "push_back",
@@ -56,7 +59,7 @@ KEY_BINDINGS: dict[str, str] = {
 }
 
 # Actions pressed in the same frame run in this order (choose a direction, then push).
-ACTION_ORDER = ("pause", "legend", "deterministic", "push_forward", "push_back", "push_left", "push_right",
+ACTION_ORDER = ("pause", "legend", "ghost", "deterministic", "push_forward", "push_back", "push_left", "push_right",
                 "push_bigger", "push_smaller", "push", "reset", "step")
 
 # raylib key constant (attribute of ``pyray``) -> abstract key name.
@@ -67,6 +70,7 @@ RAYLIB_KEYS: dict[str, str] = {
     "KEY_BACKSPACE": "backspace",
     "KEY_D": "d",
     "KEY_H": "h",
+    "KEY_G": "g",
     "KEY_UP": "up",
     "KEY_I": "i",
     "KEY_DOWN": "down",
@@ -112,11 +116,15 @@ class PlaySession:
         policy_label: what the HUD calls the policy.
         frame_fn: ``frame_fn(task, env_index) -> Frame``; None: ``frame_function(task)``.
         push_size: initial push size, m/s.
+        ghost: a ``quadlit.ghost.Ghost`` that G shows and hides (None: the key says there is none);
+            it is recomputed once per control step while shown.
+        kinematics: ``kinematics(pos, quat, joint_pos) -> (4, 4, 3)`` leg points, for the ghost.
     """
 
     def __init__(self, task: Any, policy: Any, obs_norm: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
                  seed: int = 0, deterministic: bool = True, policy_label: str | None = None,
-                 frame_fn: Callable[[Any, int], Any] | None = None, push_size: float = 1.0) -> None:
+                 frame_fn: Callable[[Any, int], Any] | None = None, push_size: float = 1.0,
+                 ghost: Any = None, kinematics: Callable[..., np.ndarray] | None = None) -> None:
         from quadlit.render.frames import frame_function
 
         self.task = task
@@ -127,6 +135,12 @@ class PlaySession:
         self.control_dt = float(task.spec.control_dt)
         self.can_push = callable(getattr(task, "push", None))
         self.generator = torch.Generator().manual_seed(int(seed))
+        if ghost is not None and kinematics is None:
+            raise ValueError("a ghost needs the robot's kinematics")
+        self.ghost = ghost
+        self.kinematics = kinematics
+        self.show_ghost = False
+        self._ghost_frame: tuple[int, Any] | None = None  # (total_steps, frame) of the latest ghost
 
         self.paused = False
         self.deterministic = bool(deterministic)
@@ -147,6 +161,9 @@ class PlaySession:
         self.obs = torch.from_numpy(np.array(obs[:1], dtype=np.float32))
         self.lstm_state = self.policy.initial_state(1, torch.device("cpu"))
         self.episode_start = torch.ones(1)
+        if self.ghost is not None:
+            self.ghost.begin_episode(self.obs[0])
+        self._ghost_frame = None
         self.step_count = 0
         self.episode_return = 0.0
         self.episode += 1
@@ -173,6 +190,11 @@ class PlaySession:
         done = bool(result.terminated[0] or result.truncated[0])
         self.obs = torch.from_numpy(np.array(result.obs[:1], dtype=np.float32))
         self.episode_start = torch.full((1,), float(done))
+        if self.ghost is not None:
+            if done:
+                self.ghost.begin_episode(self.obs[0])
+            else:
+                self.ghost.observe(action[0], self.obs[0])
         if done:
             self.last_episode = {"return": self.episode_return, "length": self.step_count,
                                  "end": "failed" if result.terminated[0] else "time-out"}
@@ -243,6 +265,10 @@ class PlaySession:
             self._time_debt = 0.0
         elif action == "legend":
             self.show_legend = not self.show_legend
+        elif action == "ghost":
+            if self.ghost is None:
+                return False
+            self.show_ghost = not self.show_ghost
         elif action == "deterministic":
             self.deterministic = not self.deterministic
         elif action.startswith("push_") and action[5:] in PUSH_DIRECTIONS:
@@ -270,6 +296,10 @@ class PlaySession:
         recent = self._push_step >= 0 and (self.total_steps - self._push_step) * self.control_dt <= PUSH_ARROW_S
         if recent and getattr(frame, "push", False) is None:
             frame = dataclasses.replace(frame, push=self.last_push)
+        if self.show_ghost and self.ghost is not None:
+            if self._ghost_frame is None or self._ghost_frame[0] != self.total_steps:
+                self._ghost_frame = (self.total_steps, self.ghost.frame(frame, self.lstm_state, self.kinematics))
+            frame = dataclasses.replace(frame, ghost=self._ghost_frame[1])
         return frame
 
     def hud(self) -> dict[str, Any]:
@@ -286,12 +316,16 @@ class PlaySession:
         if self.last_episode is not None:
             e = self.last_episode
             lines["last episode"] = f"return {e['return']:.2f}, {e['length']} steps, {e['end']}"
+        if self.ghost is not None:
+            lines["ghost"] = (f"world model, {self.ghost.steps * self.control_dt:.1f} s ahead" if self.show_ghost
+                              else "off (G)")
         if self.can_push:
             lines["next push"] = f"{self.push_size:.2f} m/s {self.push_direction}"
         else:
             lines["push"] = "n/a for this task"
         if self.show_legend:
-            lines["keys"] = "Space pause | N step | Backspace reset" + (" | D det/stoch" if has_modes else "")
+            lines["keys"] = ("Space pause | N step | Backspace reset" + (" | D det/stoch" if has_modes else "")
+                             + (" | G ghost" if self.ghost is not None else ""))
             if self.can_push:
                 lines["push keys"] = "arrows/IJKL direction | +/- size | P push"
             lines["mouse"] = "drag orbit | wheel zoom | right-drag pan | H hide keys | Esc/Q quit"
@@ -390,14 +424,30 @@ def build_session(args: argparse.Namespace) -> PlaySession:
         if args.task is not None and args.task != run.task_name:
             raise ConfigError(f"play: --task {args.task} disagrees with the checkpoint, trained on {run.task_name}")
         task = make_task(run.task_name, 1, run.task_params, args.seed)
+        ghost, kinematics = _ghost_for(run, task)
         return PlaySession(task, run.module.deployed_policy, run.module.obs_norm, seed=args.seed,
-                           policy_label=f"checkpoint {Path(args.ckpt_path).name}")
+                           policy_label=f"checkpoint {Path(args.ckpt_path).name}", ghost=ghost, kinematics=kinematics)
     name = args.task or _default_task()
     if name not in TASK_NAMES:
         raise ConfigError(f"play: --task must be one of {', '.join(TASK_NAMES)}, got {name!r}")
     task = make_task(name, 1, task_params_from_dict(name, {}), args.seed)
     policy_cls = RandomPolicy if args.policy == "random" else ZeroPolicy
     return PlaySession(task, policy_cls(task.spec.action_dim), seed=args.seed)
+
+
+def _ghost_for(run: Any, task: Any) -> tuple[Any, Any]:
+    """The world model's ghost of a balance checkpoint that trained a world model, and the robot's
+    kinematics; (None, None) otherwise."""
+    if run.task_name != "balance" or run.module.hparams.get("wm_updates", 1) == 0:
+        return None, None
+    from quadlit.ghost import Ghost
+    from quadlit.physics.api import forward_kinematics
+    from quadlit.tasks.balance.kernels import OBS_SLICES
+
+    module = run.module
+    ghost = Ghost(module.world_model, module.deployed_policy, module.obs_norm, OBS_SLICES, task.model.default_q,
+                  task.spec.control_dt)
+    return ghost, lambda pos, quat, q: forward_kinematics(task.model, pos, quat, q)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus-sb3|compile|update|all``."""
+"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus-sb3|compile|update|world-model|all``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ BENCHES = {
     "versus-sb3": "quadlit.bench.versus_sb3",
     "compile": "quadlit.bench.compile",
     "update": "quadlit.bench.update",
+    "world-model": "quadlit.bench.world_model",
 }
 
 
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="reach: task kernel + fit throughput; physics: quadruped physics vs MuJoCo; "
                              "train: time to balance with the default fit; soak: resident memory over a 10-minute fit; "
                              "render: cost of an evaluation video; fingerprint: digests of a short fixed-seed run; "
-                             "compile: start-up (cold Numba compilation, time to the first iteration); update: cost of a PPO and world-model step "
+                             "compile: start-up (cold Numba compilation, time to the first iteration); update: cost of a PPO and world-model step; "
+                             "world-model: world-model designs trained and judged on one run's data "
                              "(all = reach + physics)")
     args, rest = parser.parse_known_args(argv)
     names = ["reach", "physics"] if args.name == "all" else [args.name]

@@ -38,6 +38,8 @@ class QuadrupedFrame:
         foot_contact: (4,) bool, the foot touches the ground.
         foot_radius: radius of the foot spheres, metres.
         push: (3,) velocity change of the trunk by an active push, m/s; None when no push.
+        ghost: another pose of the robot drawn translucent beside it (``quadlit play``'s world-model
+            prediction, ``quadlit.ghost``); None: none.
     """
 
     trunk_pos: np.ndarray
@@ -47,9 +49,12 @@ class QuadrupedFrame:
     foot_contact: np.ndarray
     foot_radius: float = 0.02
     push: np.ndarray | None = None
+    ghost: "QuadrupedFrame | None" = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        if self.ghost is not None and not isinstance(self.ghost, QuadrupedFrame):
+            raise ValueError(f"ghost must be a QuadrupedFrame or None, got {type(self.ghost).__name__}")
         set_(self, "trunk_pos", _vector("trunk_pos", self.trunk_pos, (3,)))
         quat = _vector("trunk_quat", self.trunk_quat, (4,))
         if abs(np.linalg.norm(quat) - 1.0) > 1e-3:

@@ -44,6 +44,7 @@ WALL = (214, 208, 194)
 WALL_EDGE = (120, 114, 100)
 HUD_TEXT = (24, 28, 36)
 HUD_PANEL = (255, 255, 255, 170)
+GHOST_ALPHA = 90  # the ghost (a predicted pose) is drawn in the robot's colours at this opacity
 
 PUSH_METRES_PER_MPS = 0.12  # drawn arrow length per m/s of push
 
@@ -291,23 +292,33 @@ def _quadruped_scene(soup: TriangleSoup, f: QuadrupedFrame, camera: OrbitCamera,
     soup.disc(np.array([*center, 0.0016]), shadow_r, SHADOW)
     _path(soup, trail, camera, 0.012)
 
-    rotation = quat_to_matrix(f.trunk_quat)
-    soup.box(f.trunk_pos, rotation, f.trunk_half_extents, TRUNK)
-    link_r = 0.45 * f.foot_radius + 0.008
-    for leg in range(4):
-        hip, thigh, knee, foot = f.leg_points[leg]
-        soup.cylinder(hip, thigh, 1.3 * link_r, LINK)
-        soup.cylinder(thigh, knee, 1.15 * link_r, LINK)
-        soup.cylinder(knee, foot, link_r, LINK)
-        for joint in (hip, thigh, knee):
-            soup.sphere(joint, 1.35 * link_r, JOINT)
-        soup.sphere(foot, f.foot_radius, FOOT_CONTACT if f.foot_contact[leg] else FOOT_AIR)
+    _robot(soup, f, 255)
     if f.push is not None and np.linalg.norm(f.push) > 1e-6:
         direction = f.push / np.linalg.norm(f.push)
         length = PUSH_METRES_PER_MPS * float(np.linalg.norm(f.push))
         standoff = float(np.linalg.norm(f.trunk_half_extents)) + 0.02
         tip = f.trunk_pos - direction * standoff
         soup.arrow(tip - direction * length, tip, 0.012, PUSH)
+    if f.ghost is not None:  # translucent, so drawn last: blended over whatever lies behind it
+        _robot(soup, f.ghost, GHOST_ALPHA)
+
+
+def _robot(soup: TriangleSoup, f: QuadrupedFrame, alpha: int) -> None:
+    """The trunk and legs of ``f``, at opacity ``alpha`` (0-255)."""
+    def tint(color: tuple[int, ...]) -> tuple[int, ...]:
+        return (*color[:3], alpha)
+
+    rotation = quat_to_matrix(f.trunk_quat)
+    soup.box(f.trunk_pos, rotation, f.trunk_half_extents, tint(TRUNK))
+    link_r = 0.45 * f.foot_radius + 0.008
+    for leg in range(4):
+        hip, thigh, knee, foot = f.leg_points[leg]
+        soup.cylinder(hip, thigh, 1.3 * link_r, tint(LINK))
+        soup.cylinder(thigh, knee, 1.15 * link_r, tint(LINK))
+        soup.cylinder(knee, foot, link_r, tint(LINK))
+        for joint in (hip, thigh, knee):
+            soup.sphere(joint, 1.35 * link_r, tint(JOINT))
+        soup.sphere(foot, f.foot_radius, tint(FOOT_CONTACT if f.foot_contact[leg] else FOOT_AIR))
 
 
 def _reach_scene(soup: TriangleSoup, f: ReachFrame, camera: OrbitCamera, trail: list[np.ndarray]) -> None:

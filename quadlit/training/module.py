@@ -27,7 +27,7 @@ from quadlit.algo.sampler import env_minibatches
 from quadlit.errors import TrainingDiverged
 from quadlit.models.entity_belief import EntityBelief
 from quadlit.models.policy import MlpPolicy
-from quadlit.models.world_model import WorldModel
+from quadlit.models.world_model import WorldModel, sample_sequences
 from quadlit.training import distributed
 from quadlit.training.critic import SeparateCritic
 from quadlit.training.normalizer import RunningNorm
@@ -108,7 +108,13 @@ class QuadlitModule(L.LightningModule):
         wm_updates: world-model gradient steps per rollout (0 disables the world model).
         wm_every: train the world model on every wm_every-th rollout only (1: every rollout);
             nothing in training uses the model yet, so a larger value is the cheaper setting.
-        wm_batch_size: transitions per world-model step.
+        wm_batch_size: predicted transitions per world-model step (wm_batch_size // wm_horizon
+            stretches of wm_horizon steps).
+        wm_horizon: steps the world model is unrolled open loop in training (1: the one-step
+            objective; H: every prediction of an H-step unroll along the actions taken is judged,
+            see ``WorldModel.sequence_losses``).
+        wm_history: observations the world model's encoder sees (1: the current one; h: the last
+            h and the actions between them, its memory of what one observation hides).
         normalize_obs: keep running observation statistics and normalise the policy's input.
         desired_kl: adapt the policy learning rate after every minibatch to keep the approximate KL
             near this value (x1.5 when below half, /1.5 when above double; null keeps lr fixed).
@@ -155,6 +161,8 @@ class QuadlitModule(L.LightningModule):
         wm_updates: int = 1,
         wm_every: int = 1,
         wm_batch_size: int = 4096,
+        wm_horizon: int = 8,
+        wm_history: int = 1,
         normalize_obs: bool = True,
         desired_kl: float | None = 0.01,
         final_desired_kl: float | None = None,
@@ -166,7 +174,8 @@ class QuadlitModule(L.LightningModule):
         for name, v in (("obs_dim", obs_dim), ("action_dim", action_dim), ("encoder_dim", encoder_dim),
                         ("gat_heads", gat_heads), ("gat_head_dim", gat_head_dim), ("lstm_hidden", lstm_hidden),
                         ("wm_latent_dim", wm_latent_dim), ("ppo_epochs", ppo_epochs),
-                        ("num_minibatches", num_minibatches), ("wm_batch_size", wm_batch_size), ("wm_every", wm_every)):
+                        ("num_minibatches", num_minibatches), ("wm_batch_size", wm_batch_size), ("wm_every", wm_every),
+                        ("wm_horizon", wm_horizon), ("wm_history", wm_history)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"model.{name} must be a positive integer, got {v!r}")
         if not isinstance(max_nonfinite_iterations, int) or max_nonfinite_iterations < 1:
@@ -228,12 +237,14 @@ class QuadlitModule(L.LightningModule):
         self.policy_avg = None
         if policy_average is not None:
             self.policy_avg = copy.deepcopy(self.policy).requires_grad_(False)
-        self.world_model = WorldModel(obs_dim, action_dim, latent_dim=wm_latent_dim)
+        self.world_model = WorldModel(obs_dim, action_dim, latent_dim=wm_latent_dim, history=wm_history)
         self.obs_norm = RunningNorm(obs_dim, enabled=normalize_obs)
         self.action_generator = torch.Generator()
         self.action_generator.manual_seed(seed)
         self.minibatch_generator = torch.Generator()
         self.minibatch_generator.manual_seed(seed + 1)
+        self.wm_generator = torch.Generator()  # the world model's batches: its schedule never moves PPO's
+        self.wm_generator.manual_seed(seed + 2)
         self.register_buffer("env_steps", torch.tensor(0, dtype=torch.int64))
         self._saved_action_state: torch.Tensor | None = None
         self._nonfinite_streak = 0
@@ -296,6 +307,7 @@ class QuadlitModule(L.LightningModule):
         checkpoint["quadlit_generators"] = {
             "action": action_states[0] if len(action_states) == 1 else action_states,
             "minibatch": self.minibatch_generator.get_state(),
+            "world_model": self.wm_generator.get_state(),
             "torch": torch.get_rng_state(),
             "python": random.getstate(),
             "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
@@ -308,6 +320,8 @@ class QuadlitModule(L.LightningModule):
         if gens is not None:  # the action generator lives on the training device: set in on_fit_start
             self._saved_action_state = gens["action"]
             self.minibatch_generator.set_state(gens["minibatch"])
+            if "world_model" in gens:  # older checkpoints drew the world model's batches from "minibatch"
+                self.wm_generator.set_state(gens["world_model"])
             if "torch" in gens:
                 torch.set_rng_state(gens["torch"])
                 random.setstate(_as_tuples(gens["python"]))
@@ -396,17 +410,15 @@ class QuadlitModule(L.LightningModule):
         if hp.wm_updates == 0:
             return {}
         _, wm_opt = self.optimizers()
-        obs = self.obs_norm(r.obs).flatten(0, 1)
-        next_obs = self.obs_norm(r.next_obs).flatten(0, 1)
-        action = r.action.flatten(0, 1)
-        reward = r.reward.flatten()
-        done = r.terminated.flatten()
-        total = obs.shape[0]
+        obs, next_obs = self.obs_norm(r.obs), self.obs_norm(r.next_obs)
+        ended = torch.clamp(r.terminated + r.truncated, max=1.0)
+        count = max(1, min(hp.wm_batch_size, r.reward.numel()) // hp.wm_horizon)
         sums: dict[str, float] = {}
         for _ in range(hp.wm_updates):
-            idx = torch.randint(total, (min(hp.wm_batch_size, total),), generator=self.minibatch_generator)
-            idx = idx.to(obs.device)
-            losses = self.world_model.losses(obs[idx], action[idx], reward[idx], next_obs[idx], done[idx])
+            batch = sample_sequences(obs, next_obs, r.action, r.reward, r.terminated, ended, r.episode_start,
+                                     horizon=hp.wm_horizon, history=hp.wm_history, count=count,
+                                     generator=self.wm_generator)
+            losses = self.world_model.sequence_losses(batch)
             if distributed.any_rank(not torch.isfinite(losses["total"])):
                 sums["skipped_nonfinite"] = sums.get("skipped_nonfinite", 0.0) + 1.0
                 continue

@@ -32,6 +32,8 @@ from typing import Protocol, Sequence
 
 import torch
 
+from quadlit.models.world_model import history_inputs
+
 #: Control steps ahead at which the error is reported.
 HORIZONS = (1, 5, 10, 25)
 #: The predictors, in the order of every report: the world model and its two baselines.
@@ -202,7 +204,7 @@ def open_loop_errors(
             ("copy_last", CopyLast(), target, action64[:, judged]),
             ("linear", linear, target, action64[:, judged])):
         with torch.no_grad():
-            predictions = open_loop(model, inputs, actions, horizons)
+            predictions = open_loop(model, inputs, actions, horizons, done[:, judged])
         squared[name] = {k: ((p.double().cpu() - target[k:]) / scale).square() for k, p in predictions.items()}
 
     slices = _group_slices(groups)
@@ -213,14 +215,24 @@ def open_loop_errors(
 
 
 def open_loop(model: OpenLoopModel, obs: torch.Tensor, action: torch.Tensor,
-              horizons: Sequence[int]) -> dict[int, torch.Tensor]:
+              horizons: Sequence[int], done: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
     """Predict obs[s+k] from obs[s] along action[s], ..., action[s+k-1], for every start s.
 
-    Shapes: obs (T+1, N, O) (only obs[:T] is read), action (T, N, A) ->
-    {k: (T-k+1, N, O) for k in horizons}: row s is the prediction of obs[s+k].
+    A model with a ``history`` h > 1 (``WorldModel``) encodes each start from the last h real
+    observations and the actions between them, within the start's episode (``done`` says where
+    episodes ended; the first recorded step starts one).
+
+    Shapes: obs (T+1, N, O) (only obs[:T] is read), action (T, N, A), done (T, N) bool or None
+    (no episode ended) -> {k: (T-k+1, N, O) for k in horizons}: row s is the prediction of obs[s+k].
     """
     steps = action.shape[0]
-    latent = model.encode(obs[:steps])
+    history = getattr(model, "history", 1)
+    inputs = obs[:steps]
+    if history > 1:
+        ended = torch.zeros(action.shape[:2], dtype=torch.bool) if done is None else done.cpu()
+        starts = torch.cat([torch.ones_like(ended[:1]), ended[:-1]]).to(obs.device)
+        inputs = history_inputs(inputs, action, starts, history)
+    latent = model.encode(inputs)
     predictions = {}
     for k in range(1, max(horizons) + 1):
         latent = model.step_latent(latent[: steps - k + 1], action[k - 1:])[0]

@@ -212,3 +212,30 @@ def test_window_mode_draws_to_the_screen_and_keeps_its_camera():
         yaw = window.camera.yaw
         window.render(standing_quadruped())
         assert window.camera.yaw == yaw and window.camera.follow
+
+
+@pytest.mark.render
+@needs_display
+def test_a_ghost_is_drawn_translucent_where_its_pose_projects():
+    robot = standing_quadruped(height=0.3)
+    aside = standing_quadruped(height=0.3)
+    shift = np.array([0.0, 0.45, 0.0])
+    aside = QuadrupedFrame(**{**aside.__dict__, "trunk_pos": aside.trunk_pos + shift,
+                              "leg_points": aside.leg_points + shift})
+    with Renderer(W, H) as renderer:
+        plain = renderer.render(robot)
+        renderer.clear_trail()
+        with_ghost = renderer.render(QuadrupedFrame(**{**robot.__dict__, "ghost": aside}))
+        camera = renderer.camera
+    x, y = np.rint(camera.project(aside.trunk_pos, W, H)).astype(int)
+    behind, ghost = plain[y, x].astype(float), with_ghost[y, x].astype(float)
+    trunk = np.array(R.TRUNK, dtype=float)
+    # the ghost's trunk tints what lies behind it towards the trunk colour, without covering it
+    assert np.abs(ghost - behind).max() > 15
+    assert np.linalg.norm(ghost - trunk) < np.linalg.norm(behind - trunk)
+    assert not colour_match(with_ghost[y - 1:y + 2, x - 1:x + 2], R.TRUNK).any()
+    # the robot itself is drawn as before
+    rx, ry = np.rint(camera.project(robot.trunk_pos, W, H)).astype(int)
+    np.testing.assert_array_equal(with_ghost[ry, rx], plain[ry, rx])
+    with pytest.raises(ValueError, match="ghost"):
+        QuadrupedFrame(**{**robot.__dict__, "ghost": "not a frame"})

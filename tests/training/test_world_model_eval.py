@@ -195,32 +195,57 @@ def test_validation_logs_error_against_horizon_with_both_baselines(tmp_path, cap
     assert "world-model open-loop error" not in capsys.readouterr().out
 
 
-def test_the_evaluation_leaves_training_unchanged(tmp_path, monkeypatch):
-    """Two tiny fits with a validation after each epoch, one measuring the world model and one
-    not: every training metric and the final parameters are bitwise the same, so the measurement
-    drew from none of the training random streams."""
+def _recorded_fit(root, *extra):
+    """A tiny reach fit: the training metrics after every iteration (no evaluation or timing
+    ones), the final state dict, and the final callback metrics."""
     from lightning.pytorch.callbacks import Callback
 
     from quadlit.cli import run_cli
     from tests.tiny import REPO, TINY
 
+    rows = []
+
+    class Record(Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            rows.append({k: float(v) for k, v in trainer.callback_metrics.items()
+                         if not k.startswith(("perf/", "eval"))})
+
+    cli = run_cli(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.logger", "false",
+                   "--trainer.default_root_dir", str(root), *extra], extra_callbacks=[Record()])
+    return rows, cli.model.state_dict(), dict(cli.trainer.callback_metrics)
+
+
+def test_the_evaluation_leaves_training_unchanged(tmp_path, monkeypatch):
+    """Two tiny fits with a validation after each epoch, one measuring the world model and one
+    not: every training metric and the final parameters are bitwise the same, so the measurement
+    drew from none of the training random streams."""
     monkeypatch.setattr(sys, "argv", ["quadlit"])
-
-    def fit(root, *extra):
-        rows = []
-
-        class Record(Callback):
-            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-                rows.append({k: float(v) for k, v in trainer.callback_metrics.items()
-                             if not k.startswith(("perf/", "eval"))})
-
-        cli = run_cli(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.logger", "false",
-                       "--trainer.default_root_dir", str(root), *extra], extra_callbacks=[Record()])
-        return rows, cli.model.state_dict(), dict(cli.trainer.callback_metrics)
-
-    rows_off, state_off, _ = fit(tmp_path / "off", "--data.wm_eval_envs", "0")
-    rows_on, state_on, final = fit(tmp_path / "on", "--data.wm_eval_envs", "4", "--data.wm_eval_steps", "25")
+    rows_off, state_off, _ = _recorded_fit(tmp_path / "off", "--data.wm_eval_envs", "0")
+    rows_on, state_on, final = _recorded_fit(tmp_path / "on", "--data.wm_eval_envs", "4", "--data.wm_eval_steps", "25")
     assert "eval_world_model/error_h25" in final  # measured after each of the 2 epochs
     assert len(rows_on) == 4 and rows_on == rows_off
     assert state_on.keys() == state_off.keys()
     assert all(torch.equal(state_on[k], state_off[k]) for k in state_on)
+
+
+def test_the_world_models_training_leaves_ppo_unchanged(tmp_path, monkeypatch):
+    """The world model draws its batches from a stream of its own: without it, or trained
+    differently, every PPO metric and every parameter outside it are bitwise the same."""
+    monkeypatch.setattr(sys, "argv", ["quadlit"])
+    runs = [_recorded_fit(tmp_path / name, "--data.wm_eval_envs", "0", *extra) for name, extra in (
+        ("none", ("--model.wm_updates", "0")),
+        ("one_step", ("--model.wm_updates", "1", "--model.wm_horizon", "1")),
+        ("unrolled", ("--model.wm_updates", "2", "--model.wm_horizon", "4", "--model.wm_every", "2")))]
+
+    def ppo(rows):
+        return [{k: v for k, v in row.items() if not k.startswith("world_model/")} for row in rows]
+
+    (rows0, state0, _), *others = runs
+    assert len(rows0) == 4 and not any(k.startswith("world_model/") for k in rows0[-1])
+    for rows, state, _ in others:
+        assert any(k.startswith("world_model/") for k in rows[-1])
+        assert ppo(rows) == ppo(rows0)
+        for key in state0:
+            if not key.startswith("world_model."):
+                assert torch.equal(state[key], state0[key]), key
+    assert not torch.equal(runs[1][1]["world_model.decoder.0.weight"], runs[2][1]["world_model.decoder.0.weight"])
