@@ -245,7 +245,8 @@ class RolloutDataModule(L.LightningDataModule):
     def collect(self) -> Rollout:
         """One rollout with the LightningModule's current ``rollout_policy()``."""
         agent = self.trainer.lightning_module.rollout_policy()
-        return self.collector.collect(agent.policy, agent.obs_norm, agent.device, agent.generator, critic=agent.critic)
+        return self.collector.collect(agent.policy, agent.obs_norm, agent.device, agent.generator, critic=agent.critic,
+                                      world_model=agent.world_model)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_RolloutStream(self, self.iterations_per_epoch), batch_size=None,

@@ -55,6 +55,7 @@ class RolloutPolicy(NamedTuple):
     critic: SeparateCritic | None  # estimates values (None: the policy's value head does)
     device: torch.device
     generator: torch.Generator  # samples the actions
+    world_model: torch.nn.Module | None = None  # its surprise is a critic input (model.critic_surprise)
 
 
 class QuadlitModule(L.LightningModule):
@@ -113,6 +114,10 @@ class QuadlitModule(L.LightningModule):
         wm_horizon: steps the world model is unrolled open loop in training (1: the one-step
             objective; H: every prediction of an H-step unroll along the actions taken is judged,
             see ``WorldModel.sequence_losses``).
+        critic_surprise: give the separate critic the world model's surprise as an input: the
+            error of its one-step prediction of the observation just reached (one value per
+            observation slot, normalised units; see ``RolloutCollector.collect``). Needs a separate
+            critic, a world model (wm_updates > 0) and wm_history 1.
         wm_history: observations the world model's encoder sees (1: the current one; h: the last
             h and the actions between them, its memory of what one observation hides).
         normalize_obs: keep running observation statistics and normalise the policy's input.
@@ -163,6 +168,7 @@ class QuadlitModule(L.LightningModule):
         wm_batch_size: int = 4096,
         wm_horizon: int = 8,
         wm_history: int = 1,
+        critic_surprise: bool = False,
         normalize_obs: bool = True,
         desired_kl: float | None = 0.01,
         final_desired_kl: float | None = None,
@@ -205,6 +211,10 @@ class QuadlitModule(L.LightningModule):
         if not isinstance(kl_decay_steps, int) or kl_decay_steps < 1:
             raise ValueError(f"model.kl_decay_steps must be an integer >= 1, got {kl_decay_steps!r}")
         _check_range("critic_lr", critic_lr, 0.0, 1.0, lo_open=True)
+        if critic_surprise and (critic == "shared" or wm_updates == 0 or wm_history != 1):
+            raise ValueError("model.critic_surprise gives a separate critic the world model's one-step error: it "
+                             "needs model.critic separate or privileged, model.wm_updates > 0 and model.wm_history 1 "
+                             f"(got critic {critic}, wm_updates {wm_updates}, wm_history {wm_history})")
         if policy_average is not None:
             _check_range("policy_average", policy_average, 0.0, 1.0, hi_open=True)
         if not isinstance(policy_average_warmup, (int, float)) or not policy_average_warmup > 1.0:
@@ -230,8 +240,8 @@ class QuadlitModule(L.LightningModule):
             self.policy = EntityBelief(obs_dim, action_dim, encoder_dim=encoder_dim, gat_heads=gat_heads,
                                        gat_head_dim=gat_head_dim, lstm_hidden=lstm_hidden, init_log_std=init_log_std,
                                        value_head=shared)
-        self.critic = None if shared else SeparateCritic(
-            obs_dim, privileged_dim if critic == "privileged" else 0, critic_hidden, normalize=normalize_obs)
+        critic_extra = (privileged_dim if critic == "privileged" else 0) + (obs_dim if critic_surprise else 0)
+        self.critic = None if shared else SeparateCritic(obs_dim, critic_extra, critic_hidden, normalize=normalize_obs)
         if final_log_std is not None:  # scheduled, not learned
             self.policy.log_std.requires_grad_(False)
         self.policy_avg = None
@@ -363,7 +373,8 @@ class QuadlitModule(L.LightningModule):
 
     def rollout_policy(self) -> RolloutPolicy:
         """Hook for the data module: the current networks that collect the next rollout."""
-        return RolloutPolicy(self.policy, self.obs_norm, self.critic, self.device, self.action_generator)
+        return RolloutPolicy(self.policy, self.obs_norm, self.critic, self.device, self.action_generator,
+                             self.world_model if self.hparams.critic_surprise else None)
 
     # ----------------------------------------------------------------------------- training
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:

@@ -130,16 +130,19 @@ class RolloutCollector:
         self.obs: np.ndarray | None = None
         self.episode_start = np.ones(task.num_envs, dtype=bool)
         self.lstm_state: LSTMState | None = None  # rows-first (N, H) on CPU between rollouts
+        self.surprise: np.ndarray | None = None  # (N, O) the world model's latest error, when collected with one
         self._warned_nonfinite_actions = False
 
     def reset(self, seed: int) -> None:
         self.obs = self.task.reset(seed).copy()
         self.episode_start[:] = True
         self.lstm_state = None
+        self.surprise = None
 
     @torch.no_grad()
     def collect(self, policy: torch.nn.Module, obs_norm: RunningNorm, device: torch.device,
-                generator: torch.Generator | None = None, critic: torch.nn.Module | None = None) -> Rollout:
+                generator: torch.Generator | None = None, critic: torch.nn.Module | None = None,
+                world_model: torch.nn.Module | None = None) -> Rollout:
         """Run ``rollout_steps`` control steps with ``policy`` on ``device``.
 
         The policy must provide ``initial_state(B, device)`` and
@@ -147,6 +150,10 @@ class RolloutCollector:
         (action, raw_u, log_prob, value, new_state)``. With a ``critic`` (a
         ``quadlit.training.critic.SeparateCritic``) the values come from it, read from the
         observation and the task's privileged observation, instead of the policy's value head.
+        With a ``world_model`` (``WorldModel`` with history 1) the critic also reads its
+        *surprise*: the error of its one-step prediction of the observation just reached, in
+        normalised units (O values, each slot's ``normalised observation - prediction``; 0 at an
+        episode's first step), appended after the privileged observation.
         """
         if self.obs is None:
             raise RuntimeError("RolloutCollector.reset(seed) must be called before collect()")
@@ -177,6 +184,20 @@ class RolloutCollector:
         critic_raw_buf = torch.empty((T, N, critic_dim), **f32) if critic is not None else None
         critic_buf = torch.empty((T, N, critic_dim), **f32) if critic is not None else None
         privileged = task.privileged()
+        if world_model is not None:
+            if critic is None:
+                raise ValueError("the world model's surprise is an input of a separate critic: pass critic")
+            if self.surprise is None or self.surprise.shape != (N, spec.obs_dim):
+                self.surprise = np.zeros((N, spec.obs_dim), dtype=np.float32)
+        surprise = None if world_model is None else torch.from_numpy(self.surprise).to(device)
+
+        def critic_side(priv: np.ndarray | None, rows_surprise: torch.Tensor | None) -> torch.Tensor | None:
+            """The critic's input beside the observation: privileged observation, then surprise."""
+            priv_t = _tensor(priv, device)
+            if rows_surprise is None:
+                return priv_t
+            return rows_surprise if priv_t is None else torch.cat([priv_t.float(), rows_surprise], dim=-1)
+
         term_sums = np.zeros(len(spec.reward_terms), dtype=np.float64)
         episodes: dict[str, list[np.ndarray]] = {k: [] for k in spec.episode_metrics}
         num_nonfinite = 0
@@ -191,16 +212,20 @@ class RolloutCollector:
             action, raw, logp, value, state = policy.act(
                 policy_obs_buf[t], state, start_t, deterministic=False, generator=generator)
             if critic is not None:
-                critic_raw_buf[t] = critic.raw_inputs(obs_t, _tensor(privileged, device))
+                critic_raw_buf[t] = critic.raw_inputs(obs_t, critic_side(privileged, surprise))
                 critic_buf[t] = critic.norm(critic_raw_buf[t])
                 value = critic(critic_buf[t])
             act_buf[t], raw_buf[t], logp_buf[t], value_buf[t] = action, raw, logp.float(), value.float()
             nonfinite_actions += (~torch.isfinite(action)).any(-1).sum()
+            if world_model is not None:
+                predicted = world_model.predict(policy_obs_buf[t], action.float())[0].float()
 
             result = task.step(action.float().cpu().numpy())
             done = result.done
             next_obs_np = np.where(done[:, None], result.final_obs, result.obs)
             next_obs_buf[t] = torch.from_numpy(next_obs_np).to(device)
+            if world_model is not None:  # the error on the observation reached (the final one where it ended)
+                error = obs_norm(next_obs_buf[t]) - predicted
             rew_buf[t] = torch.from_numpy(result.reward).to(device)
             term_buf[t] = torch.from_numpy(result.terminated).to(device=device, dtype=torch.float32)
             trunc_buf[t] = torch.from_numpy(result.truncated).to(device=device, dtype=torch.float32)
@@ -211,9 +236,9 @@ class RolloutCollector:
                 idx = torch.from_numpy(np.flatnonzero(result.truncated)).to(device)
                 final = torch.from_numpy(result.final_obs[result.truncated]).to(device)
                 if critic is not None:
-                    final_priv = _tensor(None if result.final_privileged is None
-                                         else result.final_privileged[result.truncated], device)
-                    v_final = critic(critic.inputs(final, final_priv))
+                    final_priv = None if result.final_privileged is None else result.final_privileged[result.truncated]
+                    v_final = critic(critic.inputs(final, critic_side(
+                        final_priv, None if world_model is None else error[idx])))
                 else:
                     no_reset = torch.zeros(len(idx), **f32)
                     _, _, _, v_final, _ = policy.act(obs_norm(final), select_state(state, idx), no_reset,
@@ -225,14 +250,18 @@ class RolloutCollector:
             self.episode_start = done.copy()
             obs_t = torch.from_numpy(result.obs).to(device)
             privileged = result.privileged
+            if world_model is not None:
+                surprise = error.masked_fill(torch.from_numpy(done).to(device)[:, None], 0.0)
 
         start_t = torch.from_numpy(self.episode_start).to(device=device, dtype=torch.float32)
         if critic is not None:
-            last_value = critic(critic.inputs(obs_t, _tensor(privileged, device)))
+            last_value = critic(critic.inputs(obs_t, critic_side(privileged, surprise)))
         else:
             _, _, _, last_value, _ = policy.act(obs_norm(obs_t), state, start_t, deterministic=True)
         self.obs = obs_t.cpu().numpy().copy()
         self.lstm_state = tuple(s.cpu() for s in state_rows(state))  # type: ignore[assignment]
+        if surprise is not None:
+            self.surprise = surprise.cpu().numpy().copy()
         num_nonfinite_actions = int(nonfinite_actions)
         if num_nonfinite_actions and not self._warned_nonfinite_actions:
             self._warned_nonfinite_actions = True
@@ -258,6 +287,7 @@ class RolloutCollector:
             "obs": None if self.obs is None else self.obs.copy(),
             "episode_start": self.episode_start.copy(),
             "lstm_state": None if self.lstm_state is None else tuple(s.clone() for s in self.lstm_state),
+            "surprise": None if self.surprise is None else self.surprise.copy(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -266,6 +296,8 @@ class RolloutCollector:
         self.episode_start = np.array(state["episode_start"], dtype=bool)
         ls = state["lstm_state"]
         self.lstm_state = None if ls is None else tuple(torch.as_tensor(s) for s in ls)  # type: ignore[assignment]
+        surprise = state.get("surprise")  # absent in checkpoints of runs without it
+        self.surprise = None if surprise is None else np.array(surprise, dtype=np.float32)
 
 
 @torch.no_grad()

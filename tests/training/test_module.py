@@ -91,7 +91,29 @@ def test_policy_average_warmup_sets_how_soon_the_decay_reaches_its_cap():
     ({"critic": "twin"}, "critic"),
     ({"policy": "transformer"}, "policy"),
     ({"critic_hidden": []}, "critic_hidden"),
+    ({"critic_surprise": True}, "critic_surprise"),  # the shared value head cannot read it
+    ({"critic_surprise": True, "critic": "separate", "wm_updates": 0}, "critic_surprise"),
+    ({"critic_surprise": True, "critic": "separate", "wm_history": 2}, "critic_surprise"),
+    ({"wm_horizon": 0}, "wm_horizon"),
+    ({"wm_history": 0}, "wm_history"),
 ])
 def test_bad_choices_are_refused_with_the_field_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         QuadlitModule(obs_dim=37, action_dim=12, **kwargs)
+
+
+def test_a_critic_reading_the_surprise_is_sized_for_it_and_trains(tmp_path, monkeypatch):
+    import sys
+
+    from quadlit.cli import run_cli
+    from tests.tiny import REPO, TINY
+
+    m = QuadlitModule(obs_dim=37, action_dim=12, critic="privileged", privileged_dim=9, critic_surprise=True)
+    assert m.critic.in_dim == 37 + 9 + 37 and m.rollout_policy().world_model is m.world_model
+    assert QuadlitModule(obs_dim=37, action_dim=12, critic="separate").rollout_policy().world_model is None
+    monkeypatch.setattr(sys, "argv", ["quadlit"])
+    cli = run_cli(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.logger", "false",
+                   "--model.critic", "separate", "--model.critic_surprise", "true",
+                   "--trainer.default_root_dir", str(tmp_path)])
+    metrics = cli.trainer.callback_metrics
+    assert torch.isfinite(metrics["train/value_loss"]) and "world_model/dynamics" in metrics

@@ -126,3 +126,46 @@ def test_non_finite_actions_are_counted_and_warned_about_once():
     assert collector.collect(CountingPolicy(), norm, torch.device("cpu")).num_nonfinite_actions == 0
     messages = [str(w.message) for w in caught if "non-finite actions" in str(w.message)]
     assert len(messages) == 1 and "6 environment-steps" in messages[0]
+
+
+class _StillModel(torch.nn.Module):
+    """A world model that predicts nothing changes: its surprise is the observation's change."""
+
+    def predict(self, obs, action):
+        return obs, None, None
+
+
+def test_the_critic_reads_the_world_models_surprise():
+    from quadlit.training.critic import SeparateCritic
+
+    class SurpriseValue(SeparateCritic):  # value = the surprise in the step counter's slot
+        def forward(self, inputs):
+            return inputs[..., 3 + 1]
+
+    def collector_and_critic():
+        collector = RolloutCollector(CountingTask(4), 5)
+        collector.reset(0)
+        return collector, SurpriseValue(3, privileged_dim=3, normalize=False)
+
+    norm = RunningNorm(3, enabled=False)
+    collector, critic = collector_and_critic()
+    r1 = collector.collect(CountingPolicy(), norm, torch.device("cpu"), critic=critic, world_model=_StillModel())
+    saved = collector.state_dict()
+    r2 = collector.collect(CountingPolicy(), norm, torch.device("cpu"), critic=critic, world_model=_StillModel())
+    # the step counter moves by 1 a step: surprise [0, 1, 0], except at an episode's first step
+    # (and the very first, where nothing was predicted)
+    for r, first in ((r1, True), (r2, False)):
+        surprise = r.critic_raw[..., 3:]
+        expected = torch.tensor([0.0, 1.0, 0.0]).expand_as(surprise) * (1 - r.episode_start)[..., None]
+        if first:
+            expected[0] = 0.0
+        assert torch.equal(surprise, expected)
+        assert torch.equal(r.critic_raw[..., :3], r.obs)
+        assert torch.equal(r.value, expected[..., 1])
+    # a time-out's bootstrap value reads the surprise of its final transition
+    assert r1.truncated[3, 1] == 1 and r1.truncation_value[3, 1] == 1.0
+    # the surprise carries over rollouts and checkpoints
+    other, critic2 = collector_and_critic()
+    other.load_state_dict(saved)
+    r2b = other.collect(CountingPolicy(), norm, torch.device("cpu"), critic=critic2, world_model=_StillModel())
+    assert torch.equal(r2b.critic_raw, r2.critic_raw) and torch.equal(r2b.last_value, r2.last_value)
