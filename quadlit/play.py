@@ -404,6 +404,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", "--max_frames", dest="max_frames", type=int,
                    help="stop after this many drawn frames (tests, headless runs)")
     p.add_argument("--screenshot", type=Path, help="save the last frame as this PNG")
+    p.add_argument("--ghost", action="store_true",
+                   help="start with the world model's ghost shown (G toggles it; balance checkpoints with a world model)")
     return p
 
 
@@ -425,8 +427,17 @@ def build_session(args: argparse.Namespace) -> PlaySession:
             raise ConfigError(f"play: --task {args.task} disagrees with the checkpoint, trained on {run.task_name}")
         task = make_task(run.task_name, 1, run.task_params, args.seed)
         ghost, kinematics = _ghost_for(run, task)
-        return PlaySession(task, run.module.deployed_policy, run.module.obs_norm, seed=args.seed,
-                           policy_label=f"checkpoint {Path(args.ckpt_path).name}", ghost=ghost, kinematics=kinematics)
+        if args.ghost and ghost is None:
+            task.close()
+            raise ConfigError(f"play: --ghost needs a balance checkpoint with a world model; {args.ckpt_path} "
+                              f"({run.task_name}, model.wm_updates {run.module.hparams.get('wm_updates')}) has none")
+        session = PlaySession(task, run.module.deployed_policy, run.module.obs_norm, seed=args.seed,
+                              policy_label=f"checkpoint {Path(args.ckpt_path).name}", ghost=ghost,
+                              kinematics=kinematics)
+        session.show_ghost = bool(args.ghost)
+        return session
+    if args.ghost:
+        raise ConfigError("play: --ghost shows a checkpoint's world model: it needs --ckpt_path")
     name = args.task or _default_task()
     if name not in TASK_NAMES:
         raise ConfigError(f"play: --task must be one of {', '.join(TASK_NAMES)}, got {name!r}")

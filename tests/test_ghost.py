@@ -180,3 +180,18 @@ def test_a_world_model_with_memory_needs_its_history_in_the_ghost():
     ghost = Ghost(model, None, lambda x: x, OBS_SLICES, np.zeros(12), DT)
     with pytest.raises(RuntimeError, match="begin_episode"):
         ghost.imagine(None)
+
+
+def test_a_balance_checkpoint_with_a_world_model_gets_a_ghost(balance):
+    from types import SimpleNamespace
+
+    from quadlit.play import _ghost_for
+
+    ghost, kinematics = _ghost_for(SimpleNamespace(task_name="balance", module=_module()), balance)
+    assert ghost.steps == 25 and ghost.history == 1
+    frame = balance.render_frame(0)
+    np.testing.assert_allclose(kinematics(frame.trunk_pos, frame.trunk_quat, balance.physics.joint_pos[0]),
+                               frame.leg_points)
+    without = QuadlitModule(obs_dim=37, action_dim=12, lstm_hidden=16, wm_updates=0)
+    assert _ghost_for(SimpleNamespace(task_name="balance", module=without), balance) == (None, None)
+    assert _ghost_for(SimpleNamespace(task_name="reach", module=_module()), balance) == (None, None)

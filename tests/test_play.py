@@ -223,6 +223,7 @@ def test_key_maps():
     (["--max-frames", "0"], "--max-frames"),
     (["--ckpt_path", "/nonexistent/x.ckpt"], "ckpt_path"),
     (["--no-such-flag"], "no-such-flag"),
+    (["--ghost"], "--ghost"),
 ])
 def test_bad_input_is_one_line(capsys, argv, needle):
     from quadlit.cli import main as cli_main
@@ -280,6 +281,8 @@ def test_session_from_checkpoint_plays_its_task(tiny_checkpoint):
     assert session.hud()["policy"] == "checkpoint last.ckpt (deterministic)"
     with pytest.raises(ConfigError, match="--policy"):
         build_session(_parser().parse_args(["--ckpt_path", str(tiny_checkpoint), "--policy", "zero"]))
+    with pytest.raises(ConfigError, match="--ghost needs a balance checkpoint"):  # reach: nothing to draw it with
+        build_session(_parser().parse_args(["--ckpt_path", str(tiny_checkpoint), "--ghost"]))
 
 
 @pytest.mark.render

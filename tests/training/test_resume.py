@@ -24,7 +24,7 @@ ARGS = [
     "fit", "--config", str(REPO / "configs/balance.yaml"),
     "--data.num_envs", "16", "--data.rollout_steps", "8", "--data.iterations_per_epoch", "2",
     "--data.eval_episodes", "4", "--data.eval_curve", "false", "--data.balance.max_steps", "60",
-    "--model.lstm_hidden", "16", "--model.wm_batch_size", "32",
+    "--model.lstm_hidden", "16", "--model.wm_batch_size", "32", "--model.wm_updates", "1",  # its stream too
     "--trainer.max_epochs", "10", "--trainer.check_val_every_n_epoch", "3", "--trainer.max_time", "null",
     "--trainer.deterministic", "true",
     "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
