@@ -108,18 +108,19 @@ class QuadlitModule(L.LightningModule):
         num_minibatches: minibatches per pass, split by environment (sequences stay whole).
         wm_updates: world-model gradient steps per rollout (0 disables the world model).
         wm_every: train the world model on every wm_every-th rollout only (1: every rollout);
-            nothing in training uses the model yet, so a larger value is the cheaper setting.
+            unless critic_surprise reads it, nothing in training uses the model, so a larger value
+            is the cheaper setting.
         wm_batch_size: predicted transitions per world-model step (wm_batch_size // wm_horizon
             stretches of wm_horizon steps).
         wm_horizon: steps the world model is unrolled open loop in training (1: the one-step
             objective; H: every prediction of an H-step unroll along the actions taken is judged,
             see ``WorldModel.sequence_losses``).
+        wm_history: observations the world model's encoder sees (1: the current one; h: the last
+            h and the actions between them, its memory of what one observation hides).
         critic_surprise: give the separate critic the world model's surprise as an input: the
             error of its one-step prediction of the observation just reached (one value per
             observation slot, normalised units; see ``RolloutCollector.collect``). Needs a separate
             critic, a world model (wm_updates > 0) and wm_history 1.
-        wm_history: observations the world model's encoder sees (1: the current one; h: the last
-            h and the actions between them, its memory of what one observation hides).
         normalize_obs: keep running observation statistics and normalise the policy's input.
         desired_kl: adapt the policy learning rate after every minibatch to keep the approximate KL
             near this value (x1.5 when below half, /1.5 when above double; null keeps lr fixed).
