@@ -14,6 +14,7 @@ Shapes: O = obs_dim, A = action_dim, K = the world model's history.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable
 
@@ -86,8 +87,9 @@ class Ghost:
     Args:
         world_model: a ``WorldModel`` (its ``history`` says how many observations it reads).
         policy: ``act(obs, state, episode_start, deterministic, generator) -> (action, ..., state)``.
-        obs_norm: the normaliser the policy and the world model were trained with; it needs
-            ``mean`` and ``var`` buffers (``RunningNorm``) to turn predictions back into units.
+        obs_norm: the normaliser the policy and the world model were trained with (``RunningNorm``:
+            its ``denormalize`` turns predictions back into units; a plain callable is taken as
+            the identity there).
         obs_slices: the observation layout (balance's ``OBS_SLICES``).
         default_q: (12,) the robot's joint angles at zero offset, rad.
         control_dt: seconds per control step.
@@ -129,11 +131,8 @@ class Ghost:
         return history_inputs(obs, actions, torch.zeros(n, 1, dtype=torch.bool), self.history)[-1]
 
     def _denormalize(self, x: torch.Tensor) -> np.ndarray:
-        mean = getattr(self.obs_norm, "mean", None)
-        if mean is None or not getattr(self.obs_norm, "enabled", True) or float(self.obs_norm.count) == 0:
-            return x.double().numpy()
-        std = (self.obs_norm.var + self.obs_norm.eps).sqrt()
-        return (x.double() * std + mean).numpy()
+        inverse = getattr(self.obs_norm, "denormalize", None)  # a plain callable normalises nothing
+        return (x.double() if inverse is None else inverse(x)).numpy()
 
     @torch.no_grad()
     def imagine(self, lstm_state: Any) -> np.ndarray:
@@ -155,8 +154,6 @@ class Ghost:
     def frame(self, now: Any, lstm_state: Any, kinematics: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> Any:
         """The ghost as a ``QuadrupedFrame``, from ``now`` (the robot's real frame) and the
         policy's state; ``kinematics(pos, quat, joint_pos) -> (4, 4, 3)`` leg points."""
-        import dataclasses
-
         predicted = self.imagine(lstm_state)
         pos, quat = pose_along(predicted, now.trunk_pos, now.trunk_quat, self.control_dt, self.slices)
         j0, j1 = self.slices["joint_pos_offset"]

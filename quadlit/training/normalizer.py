@@ -60,3 +60,9 @@ class RunningNorm(nn.Module):
         mean = self.mean.to(torch.float32)
         std = (self.var + self.eps).sqrt().to(torch.float32)
         return ((x.float() - mean) / std).clamp(-self.clip, self.clip)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``forward`` (up to its clipping): normalised (..., dim) -> raw units, float64."""
+        if not self.enabled or self.count.item() == 0:
+            return x.double()
+        return x.double() * (self.var + self.eps).sqrt() + self.mean

@@ -79,3 +79,12 @@ def test_statistics_and_gradients_agree_across_ranks(tmp_path):
         assert all(torch.equal(g, torch.full_like(g, 1.5)) for g in grads)
         assert any_flag is True and smallest == 9
     assert torch.equal(results[0][0], results[1][0])  # bitwise the same on both ranks
+
+
+def test_denormalize_inverts_the_normalisation():
+    norm = RunningNorm(3)
+    x = torch.randn(200, 3, generator=torch.Generator().manual_seed(0)) * torch.tensor([0.1, 2.0, 5.0]) + 3.0
+    torch.testing.assert_close(norm.denormalize(norm(x)), x.double())  # nothing folded in yet: identity
+    norm.update(x)
+    torch.testing.assert_close(norm.denormalize(norm(x)), x.double(), atol=1e-5, rtol=0)
+    assert (norm(x).std(0, unbiased=False) - 1).abs().max() < 1e-3  # and the normalised values are not the raw ones
