@@ -19,6 +19,7 @@ BENCHES = {
     "compile": "quadlit.bench.compile",
     "update": "quadlit.bench.update",
     "world-model": "quadlit.bench.world_model",
+    "falls": "quadlit.bench.falls",
 }
 
 
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                              "train: time to balance with the default fit; soak: resident memory over a 10-minute fit; "
                              "render: cost of an evaluation video; fingerprint: digests of a short fixed-seed run; "
                              "compile: start-up (cold Numba compilation, time to the first iteration); update: cost of a PPO and world-model step; "
-                             "world-model: world-model designs trained and judged on one run's data "
+                             "world-model: world-model designs trained and judged on one run's data; "
+                             "falls: which pushes a balance policy fails "
                              "(all = reach + physics)")
     args, rest = parser.parse_known_args(argv)
     names = ["reach", "physics"] if args.name == "all" else [args.name]

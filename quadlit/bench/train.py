@@ -1,7 +1,8 @@
 """Time to balance and push robustness: run ``fit`` and evaluate the policy as it learns.
 
     quadlit bench train [--config configs/balance.yaml] [--minutes 3] [--seeds 0 1 2] [--cold]
-                        [--eval-every 2] [--eval-episodes 64] [--json PATH] [--out DIR] [fit options]
+                        [--eval-every 2] [--eval-episodes 64] [--eval-trained] [--json PATH]
+                        [--out DIR] [fit options]
 
 The clock starts when a run's process starts (imports and Numba compilation included) and stops
 while the periodic evaluations run (they are measurement, not training). Every evaluation
@@ -92,11 +93,23 @@ def run_one(args, extra: list[str]) -> dict:
             row = {"seconds": self.train_seconds() - (time.perf_counter() - self._start),
                    "env_steps": int(module.env_steps), "survival": float(m["eval/survived"]),
                    "return": float(m["eval/return"]), "curve": _curve_from_metrics(m)}
+            if args.eval_trained and module.policy_avg is None and not self.rows:
+                print("  --eval-trained: this run deploys the trained policy itself (no model.policy_average): "
+                      "there is no second policy to judge", flush=True)
+            if args.eval_trained and module.policy_avg is not None:  # the policy PPO trains, beside the average
+                from quadlit.training.evaluation import push_curve
+
+                dm = trainer.datamodule
+                row["trained_curve"] = push_curve(module.policy, module.obs_norm, dm.task_name, dm.task_params,
+                                                  args.eval_episodes, dm.eval_seed, module.device)
             self.rows.append(row)
             self.eval_seconds += time.perf_counter() - self._start
             curve = "  ".join(f"{100 * v:4.0f}" for v in row["curve"].values())
             print(f"  {row['seconds']:7.1f} s  {row['env_steps'] / 1e6:6.2f} M steps  return {row['return']:7.1f}  "
-                  f"survival % at {'/'.join(f'{k:g}' for k in row['curve'])} m/s: {curve}", flush=True)
+                  f"survival % at {'/'.join(f'{k:g}' for k in row['curve'])} m/s: {curve}"
+                  + ("" if "trained_curve" not in row else
+                     "   trained policy: " + "  ".join(f"{100 * v:4.0f}" for v in row["trained_curve"].values())),
+                  flush=True)
 
     quiet_known_warnings()
     clock = Clock()
@@ -156,13 +169,24 @@ def summarize(records: list[dict]) -> str:
     lines.append("  zero action                       " + "  ".join(f"{100 * records[0]['zero_curve'][m]:5.0f}"
                                                                   for m in mags))
     lines.append("time to 95 % survival (training s) and stability (largest fall after reaching it, points):")
-    for r in records:
-        parts = []
-        for m in mags:
-            t, s = time_to(r["evaluations"], m), stability(r["evaluations"], m)
-            parts.append(f"{m:g}: " + ("never" if t is None else f"{t:.0f} s, fall {s:.0f}"))
-        lines.append(f"  seed {r['seed']}: " + "; ".join(parts))
+    lines += [_milestones(r["seed"], r["evaluations"], mags) for r in records]
+    trained = [r for r in records if any("trained_curve" in row for row in r["evaluations"])]
+    if trained:
+        lines.append("the same, for the trained policy (--eval-trained; the rows above: the deployed average):")
+    for r in trained:
+        rows = [{"seconds": row["seconds"], "curve": row["trained_curve"]} for row in r["evaluations"]
+                if "trained_curve" in row]
+        lines.append(_milestones(r["seed"], rows, mags))
     return "\n".join(lines)
+
+
+def _milestones(seed: int, rows: list[dict], mags) -> str:
+    """One seed's line: per magnitude the time to 95 % and the largest fall after it."""
+    parts = []
+    for m in mags:
+        t, s = time_to(rows, m), stability(rows, m)
+        parts.append(f"{m:g}: " + ("never" if t is None else f"{t:.0f} s, fall {s:.0f}"))
+    return f"  seed {seed}: " + "; ".join(parts)
 
 
 def write_plots(records: list[dict], out: Path, mags=(1.0, 2.0, 2.5), others: dict | None = None) -> None:
@@ -204,7 +228,7 @@ def run_seeds_in_processes(args, extra: list[str], prog: list[str]) -> list[dict
 
 def _passthrough(args) -> list[str]:
     return ["--config", args.config, "--minutes", str(args.minutes), "--eval-every", str(args.eval_every),
-            "--eval-episodes", str(args.eval_episodes)]
+            "--eval-episodes", str(args.eval_episodes), *(["--eval-trained"] if args.eval_trained else [])]
 
 
 def _json_ready(records: list[dict]) -> list[dict]:
@@ -223,7 +247,9 @@ def _from_json(records: list[dict]) -> list[dict]:
         for key in ("final_curve", "zero_curve"):
             r[key] = {float(k): v for k, v in r[key].items()}
         for row in r["evaluations"]:
-            row["curve"] = {float(k): v for k, v in row["curve"].items()}
+            for key in ("curve", "trained_curve"):
+                if key in row:
+                    row[key] = {float(k): v for k, v in row[key].items()}
     return records
 
 
@@ -235,6 +261,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cold", action="store_true", help="each seed with a fresh, empty Numba cache")
     p.add_argument("--eval-every", type=int, default=2, help="evaluate every N epochs")
     p.add_argument("--eval-episodes", type=int, default=64, help="episodes per push magnitude")
+    p.add_argument("--eval-trained", action="store_true",
+                   help="at every evaluation also measure the policy PPO trains (when the deployed one is its weight "
+                        "average, model.policy_average): the same training, two policies judged")
     p.add_argument("--json", default=None, help="write every evaluation and the training trace here")
     p.add_argument("--out", default=None, help="folder for learning_curve.png and push_robustness.png")
     p.add_argument("--root", default=None, help="run directory, kept (several seeds: one folder per seed under it; default: a temporary one, removed after)")

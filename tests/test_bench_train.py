@@ -1,0 +1,45 @@
+"""`quadlit bench train`'s summary: time to 95 % and the stability check, for the deployed policy and,
+with --eval-trained, for the trained policy beside it (synthetic records, numbers by hand)."""
+
+import json
+
+from quadlit.bench.train import _from_json, _json_ready, stability, summarize, time_to
+
+MAGS = (1.0, 2.0)
+
+
+def _row(seconds, deployed, trained=None):
+    row = {"seconds": seconds, "env_steps": int(seconds * 1e4), "curve": dict(zip(MAGS, deployed))}
+    if trained is not None:
+        row["trained_curve"] = dict(zip(MAGS, trained))
+    return row
+
+
+def _record(rows):
+    return {"seed": 3, "env_steps": 10**6, "train_seconds": 180.0, "evaluations": rows,
+            "final_curve": rows[-1]["curve"], "zero_curve": dict(zip(MAGS, (0.1, 0.0)))}
+
+
+def test_stability_is_the_largest_fall_below_the_best_after_reaching_95():
+    rows = [_row(10, (0.5, 0.0)), _row(20, (0.96, 0.0)), _row(30, (1.0, 0.0)), _row(40, (0.83, 0.0)),
+            _row(50, (0.9, 0.0))]
+    assert time_to(rows, 1.0) == 20
+    assert abs(stability(rows, 1.0) - 17.0) < 1e-9  # best 100 % at 30 s, 83 % at 40 s
+    assert time_to(rows, 2.0) is None and stability(rows, 2.0) is None
+
+
+def test_summary_judges_the_trained_policy_on_its_own_curves():
+    rows = [_row(10, (0.97, 0.2), trained=(0.90, 0.1)), _row(20, (0.98, 0.5), trained=(1.0, 0.96)),
+            _row(30, (0.99, 0.6), trained=(0.75, 0.7))]
+    text = summarize([_record(rows)])
+    deployed, trained = text.split("the same, for the trained policy")
+    assert "1: 10 s, fall 0; 2: never" in deployed
+    assert "1: 20 s, fall 25; 2: 20 s, fall 26" in trained  # 100 -> 75 and 96 -> 70 points
+
+
+def test_trained_curves_survive_the_json_round_trip_of_a_multi_seed_run():
+    record = _record([_row(10, (0.97, 0.2), trained=(0.9, 0.1)), _row(20, (0.98, 0.5))])
+    back = _from_json(json.loads(json.dumps(_json_ready([record]))))[0]
+    assert back["evaluations"][0]["trained_curve"] == {1.0: 0.9, 2.0: 0.1}
+    assert "trained_curve" not in back["evaluations"][1]
+    assert summarize([back]) == summarize([record])
