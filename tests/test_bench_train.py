@@ -1,7 +1,10 @@
-"""`quadlit bench train`'s summary: time to 95 % and the stability check, for the deployed policy and,
-with --eval-trained, for the trained policy beside it (synthetic records, numbers by hand)."""
+"""`quadlit bench train`: its summary (time to 95 % and the stability check, for the deployed policy and,
+with --eval-trained, for the trained policy beside it; synthetic records, numbers by hand) and the
+falls a policy that never changes shows by evaluation noise alone (--chance)."""
 
 import json
+
+import numpy as np
 
 from quadlit.bench.train import _from_json, _json_ready, stability, summarize, time_to
 
@@ -43,3 +46,24 @@ def test_trained_curves_survive_the_json_round_trip_of_a_multi_seed_run():
     assert back["evaluations"][0]["trained_curve"] == {1.0: 0.9, 2.0: 0.1}
     assert "trained_curve" not in back["evaluations"][1]
     assert summarize([back]) == summarize([record])
+
+
+def test_falls_by_chance_follow_the_stability_rule_run_by_run():
+    from quadlit.bench.train import falls_by_chance
+
+    got = falls_by_chance(0.93, 16, 9, runs=300, seed=5)
+    # the same draws through the per-run rule of `stability`
+    v = np.random.default_rng(5).binomial(16, 0.93, size=(300, 9)) / 16
+    want = [stability([{"curve": {1.0: x}} for x in row], 1.0) for row in v]
+    want = np.array([w for w in want if w is not None])
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    assert len(got) > 200  # most runs reach 95 % at some evaluation
+
+
+def test_a_policy_that_never_changes_falls_by_noise_alone():
+    from quadlit.bench.train import falls_by_chance
+
+    assert np.all(falls_by_chance(1.0, 64, 25, runs=500) == 0.0)  # always 100 %: nothing to fall
+    at93 = falls_by_chance(0.93, 64, 25, runs=4000)
+    assert 0.6 < np.mean(at93 > 10) < 0.8  # 64 episodes: a "fall" over 10 points in most runs
+    assert np.mean(falls_by_chance(0.93, 256, 25, runs=4000) > 10) < 0.02  # 256: almost never

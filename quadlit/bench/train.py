@@ -156,6 +156,32 @@ def stability(rows: list[dict], mag: float, target: float = TARGET) -> float | N
     return 100 * worst if reached else None
 
 
+def falls_by_chance(survival: float, episodes: int, evaluations: int, runs: int = 20000,
+                    seed: int = 0) -> np.ndarray:
+    """What ``stability`` reports for a policy that never changes: ``runs`` simulated runs of
+    ``evaluations`` evaluations, each ``episodes`` episodes surviving with probability ``survival``
+    (binomial). Returns the falls in points of the runs that reached the target (the rest never
+    count). Any measured fall of that size can be evaluation noise alone."""
+    rng = np.random.default_rng(seed)
+    v = rng.binomial(episodes, survival, size=(runs, evaluations)) / episodes
+    reached = np.maximum.accumulate(v >= TARGET, axis=1)
+    best = np.maximum.accumulate(np.where(reached, v, -np.inf), axis=1)
+    # the fall at evaluation k counts against the best up to k - 1, once the target was reached by then
+    prior_best = np.concatenate([np.full((runs, 1), -np.inf), best[:, :-1]], axis=1)
+    fall = np.where(np.isfinite(prior_best), prior_best - v, 0.0).max(axis=1)
+    return 100 * np.maximum(fall, 0.0)[reached[:, -1]]
+
+
+def chance_table(episodes: int, evaluations: int) -> str:
+    lines = [f"falls of a policy that never changes ({episodes} episodes per evaluation, {evaluations} evaluations, "
+             f"20000 simulated runs): true survival -> median fall, 90th percentile, P(fall > 10 points)"]
+    for p in (0.90, 0.93, 0.95, 0.97, 0.99):
+        f = falls_by_chance(p, episodes, evaluations)
+        lines.append(f"  {100 * p:3.0f} %: {np.median(f):4.1f}  {np.percentile(f, 90):4.1f}  {np.mean(f > 10):.2f}"
+                     f"   (reached 95 % in {len(f) / 20000:.2f} of runs)")
+    return "\n".join(lines)
+
+
 def summarize(records: list[dict]) -> str:
     lines = []
     mags = list(records[0]["final_curve"])
@@ -264,6 +290,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-trained", action="store_true",
                    help="at every evaluation also measure the policy PPO trains (when the deployed one is its weight "
                         "average, model.policy_average): the same training, two policies judged")
+    p.add_argument("--chance", type=int, metavar="EVALUATIONS", default=None,
+                   help="train nothing: print how far the stability check's falls go by evaluation noise alone, "
+                        "for a policy that never changes, over this many evaluations of --eval-episodes episodes")
     p.add_argument("--json", default=None, help="write every evaluation and the training trace here")
     p.add_argument("--out", default=None, help="folder for learning_curve.png and push_robustness.png")
     p.add_argument("--root", default=None, help="run directory, kept (several seeds: one folder per seed under it; default: a temporary one, removed after)")
@@ -275,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser().parse_known_args(argv)
     if args.minutes <= 0 or args.eval_every < 1 or args.eval_episodes < 1:
         raise SystemExit("quadlit bench train: --minutes, --eval-every and --eval-episodes must be positive")
+    if args.chance is not None:
+        if args.chance < 2:
+            raise SystemExit("quadlit bench train: --chance needs at least 2 evaluations")
+        print(chance_table(args.eval_episodes, args.chance))
+        return 0
     require_config(args.config, "quadlit bench train")
     if args.single or (len(args.seeds) == 1 and not args.cold):
         records = [run_one(args, extra)]
