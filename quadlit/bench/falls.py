@@ -10,9 +10,10 @@ deterministic episodes are run (``--episodes`` per push magnitude, reset with ``
 evaluation of ``validate`` with the default seed). For every episode that ends in a fall, the
 privileged observation of its last step says which push it fell after: the push's direction in
 the robot's heading frame (forward, left, back, right: 90-degree sectors), the time since it,
-and the episode's randomised physics. One table per checkpoint: survival per magnitude, the falls
-at >= 1.5 m/s by direction and by time since the push, and the fallers' mean physics against the
-survivors'.
+and the episode's randomised physics. The policies run in float32, as exported and played (the
+in-run evaluations of a ``bf16-mixed`` run run under bf16 autocast and can differ by a few
+points). One table per checkpoint: survival per magnitude, the falls at >= 1.5 m/s by direction
+and by time since the push, and the fallers' mean physics against the survivors'.
 """
 
 from __future__ import annotations
