@@ -83,36 +83,29 @@ class Falls:
 
 @torch.no_grad()
 def run_curve(policy, obs_norm, params, episodes: int, seed: int, deterministic: bool = True) -> Falls:
-    """The curve's episodes of the balance task with ``policy``; its first episode in every
-    environment (as ``evaluate_policy``), with the privileged observation at its end."""
+    """The curve's episodes of the balance task with ``policy`` (``evaluate_policy``: the first
+    episode in every environment), with the privileged observation at each one's end."""
     from quadlit.tasks import evaluations, make_evaluation_task
     from quadlit.tasks.balance.evaluation import PUSH_CURVE
+    from quadlit.training.rollout import evaluate_policy
 
     evaluation = next(e for e in evaluations("balance", params, episodes) if e.name == "curve")
     task = make_evaluation_task("balance", evaluation, seed)
-    try:
-        n = task.num_envs
-        obs = torch.from_numpy(task.reset(seed).copy())
-        state = policy.initial_state(n, "cpu")
-        start = torch.ones(n)
-        finished, fell = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-        last = np.zeros((n, task.spec.privileged_dim), dtype=np.float32)
+    last = np.zeros((task.num_envs, task.spec.privileged_dim), dtype=np.float32)
+
+    def keep_last(newly: np.ndarray, result) -> None:
+        last[newly] = result.final_privileged[newly]
+
+    generator = None
+    if not deterministic:
         generator = torch.Generator()
         generator.manual_seed(seed)
-        for _ in range(task.spec.max_episode_steps + 1):
-            extra = {} if deterministic else {"generator": generator}
-            action, _, _, _, state = policy.act(obs_norm(obs), state, start, deterministic=deterministic, **extra)
-            result = task.step(action.float().numpy())
-            newly = result.done & ~finished
-            fell[newly & result.terminated] = True
-            last[newly] = result.final_privileged[newly]
-            finished |= result.done
-            if finished.all():
-                break
-            start = torch.from_numpy(result.done).float()
-            obs = torch.from_numpy(result.obs.copy())
+    try:
+        metrics = evaluate_policy(policy, obs_norm, task, seed, torch.device("cpu"), deterministic, generator,
+                                  keep_last)
     finally:
         task.close()
+    fell = metrics["survived"] < 0.5  # the episode ended before its time limit
     return Falls(np.repeat(np.asarray(PUSH_CURVE, dtype=np.float64), episodes), fell, last)
 
 

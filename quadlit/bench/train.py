@@ -162,14 +162,9 @@ def falls_by_chance(survival: float, episodes: int, evaluations: int, runs: int 
     ``evaluations`` evaluations, each ``episodes`` episodes surviving with probability ``survival``
     (binomial). Returns the falls in points of the runs that reached the target (the rest never
     count). Any measured fall of that size can be evaluation noise alone."""
-    rng = np.random.default_rng(seed)
-    v = rng.binomial(episodes, survival, size=(runs, evaluations)) / episodes
-    reached = np.maximum.accumulate(v >= TARGET, axis=1)
-    best = np.maximum.accumulate(np.where(reached, v, -np.inf), axis=1)
-    # the fall at evaluation k counts against the best up to k - 1, once the target was reached by then
-    prior_best = np.concatenate([np.full((runs, 1), -np.inf), best[:, :-1]], axis=1)
-    fall = np.where(np.isfinite(prior_best), prior_best - v, 0.0).max(axis=1)
-    return 100 * np.maximum(fall, 0.0)[reached[:, -1]]
+    draws = np.random.default_rng(seed).binomial(episodes, survival, size=(runs, evaluations)) / episodes
+    falls = (stability([{"curve": {0.0: v}} for v in run.tolist()], 0.0) for run in draws)
+    return np.array([f for f in falls if f is not None], dtype=np.float64)
 
 
 def chance_table(episodes: int, evaluations: int) -> str:

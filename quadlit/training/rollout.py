@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from quadlit.envs.base import VecTask
+from quadlit.envs.base import StepResult, VecTask
 from quadlit.training.normalizer import RunningNorm
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
@@ -302,11 +302,16 @@ class RolloutCollector:
 
 @torch.no_grad()
 def evaluate_policy(policy: torch.nn.Module, obs_norm: RunningNorm, task: VecTask, seed: int,
-                    device: torch.device, deterministic: bool = True) -> dict[str, np.ndarray]:
+                    device: torch.device, deterministic: bool = True,
+                    generator: torch.Generator | None = None,
+                    on_episode_end: Callable[[np.ndarray, StepResult], None] | None = None) -> dict[str, np.ndarray]:
     """Run one full episode in every environment of ``task`` (reset with ``seed``).
 
     Each environment's first episode is recorded; environments that finished early keep
     stepping (auto-reset) but are no longer counted. Returns metric name -> (num_envs,) values.
+    ``generator``: the stream a sampling policy (``deterministic=False``) draws from.
+    ``on_episode_end(newly, result)``: called after every step in which first episodes ended
+    (``newly``: (num_envs,) bool), to read more of the step than the episode metrics.
     """
     N = task.num_envs
     obs = torch.from_numpy(task.reset(seed).copy()).to(device)
@@ -314,12 +319,15 @@ def evaluate_policy(policy: torch.nn.Module, obs_norm: RunningNorm, task: VecTas
     start = torch.ones(N, dtype=torch.float32, device=device)
     finished = np.zeros(N, dtype=bool)
     out = {k: np.zeros(N, dtype=np.float32) for k in task.spec.episode_metrics}
+    sampling = {} if generator is None else {"generator": generator}
     for _ in range(task.spec.max_episode_steps + 1):
-        action, _, _, _, state = policy.act(obs_norm(obs), state, start, deterministic=deterministic)
+        action, _, _, _, state = policy.act(obs_norm(obs), state, start, deterministic=deterministic, **sampling)
         result = task.step(action.float().cpu().numpy())
         newly = result.done & ~finished
         for k in out:
             out[k][newly] = result.episode[k][newly]
+        if on_episode_end is not None and newly.any():
+            on_episode_end(newly, result)
         finished |= result.done
         if finished.all():
             break
