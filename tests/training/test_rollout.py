@@ -72,6 +72,28 @@ def test_evaluate_policy_records_each_envs_first_episode():
     assert np.all(np.concatenate(task.actions_seen) == 0)
 
 
+
+def test_evaluate_policy_reports_each_first_episode_end_once_and_samples_from_its_generator():
+    from quadlit.models.baselines import RandomPolicy
+
+    task = CountingTask(4)
+    ends = []
+    evaluate_policy(CountingPolicy(), RunningNorm(3, enabled=False), task, seed=0, device=torch.device("cpu"),
+                    on_episode_end=lambda newly, result: ends.append((np.flatnonzero(newly).tolist(),
+                                                                      result.final_obs[newly, 1].tolist())))
+    # env k's first episode lasts 3 + k steps: one call per step in which one ended, its final counter
+    assert ends == [([0], [3.0]), ([1], [4.0]), ([2], [5.0]), ([3], [6.0])]
+
+    def actions(seed):
+        generator = torch.Generator()
+        generator.manual_seed(seed)
+        task = CountingTask(4)
+        evaluate_policy(RandomPolicy(3, seed=99), RunningNorm(3, enabled=False), task, seed=0,
+                        device=torch.device("cpu"), deterministic=False, generator=generator)
+        return np.concatenate(task.actions_seen)
+
+    assert np.array_equal(actions(5), actions(5)) and not np.array_equal(actions(5), actions(6))
+
 def test_ppo_re_evaluation_of_a_rollout_reproduces_its_log_probs():
     """The update re-evaluates the normalised observations the policy acted on, from the saved
     LSTM states with the saved episode starts: before any gradient step the probability ratio
