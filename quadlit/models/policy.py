@@ -36,6 +36,7 @@ class SquashedGaussianPolicy(nn.Module):
         episode_start: torch.Tensor,
         deterministic: bool = False,
         generator: torch.Generator | None = None,
+        log_std_offset: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, State]:
         """One control step for a batch of environments (call under ``torch.no_grad()`` when
         collecting).
@@ -46,6 +47,8 @@ class SquashedGaussianPolicy(nn.Module):
             episode_start: shape (B,); 1 where this step starts a new episode.
             deterministic: act with ``tanh(mean)`` instead of sampling.
             generator: optional random generator for the sample.
+            log_std_offset: optional shape (B,): added to the log std of each environment's
+                action distribution (its own noise level; see ``QuadlitModule``'s ``quiet_envs``).
 
         Returns:
             action: shape (B, A), in (-1, 1).
@@ -56,16 +59,18 @@ class SquashedGaussianPolicy(nn.Module):
         """
         mean, value, new_state = self.forward(obs.unsqueeze(0), state, episode_start.unsqueeze(0))
         mean, value = mean.squeeze(0), value.squeeze(0)
+        log_std = self._log_std(log_std_offset)
         if deterministic:
             raw_u = mean
             action = torch.tanh(raw_u)
         else:
-            action, raw_u = sample_squashed(mean, self.log_std, generator)
-        log_prob = squashed_log_prob(raw_u, mean, self.log_std)
+            action, raw_u = sample_squashed(mean, log_std, generator)
+        log_prob = squashed_log_prob(raw_u, mean, log_std)
         return action, raw_u, log_prob, value, new_state
 
     def evaluate(
-        self, obs: torch.Tensor, raw_u: torch.Tensor, state: State, episode_start: torch.Tensor
+        self, obs: torch.Tensor, raw_u: torch.Tensor, state: State, episode_start: torch.Tensor,
+        log_std_offset: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Re-evaluate stored actions on whole sequences (the PPO update).
 
@@ -74,16 +79,22 @@ class SquashedGaussianPolicy(nn.Module):
             raw_u: pre-squash actions from ``act``, shape (T, B, A).
             state: the state stored before step 0, each (B, H).
             episode_start: shape (T, B).
+            log_std_offset: optional shape (B,), as given to ``act`` when the actions were drawn.
 
         Returns:
             log_prob: shape (T, B), float32 or wider.
-            entropy: pre-squash Gaussian entropy, shape (T, B), float32 or wider.
+            entropy: pre-squash Gaussian entropy of the policy's own log std (no offset), shape
+                (T, B), float32 or wider.
             value: shape (T, B).
         """
         mean, value, _ = self.forward(obs, state, episode_start, need_state=False)
-        log_prob = squashed_log_prob(raw_u, mean, self.log_std)
+        log_prob = squashed_log_prob(raw_u, mean, self._log_std(log_std_offset))
         entropy = gaussian_entropy(self.log_std, log_prob.shape)
         return log_prob, entropy, value
+
+    def _log_std(self, offset: torch.Tensor | None) -> torch.Tensor:
+        """The log std, (A,); with a per-environment offset (B,), each row's own: (B, A)."""
+        return self.log_std if offset is None else self.log_std + offset[:, None].to(self.log_std.dtype)
 
 
 class MlpPolicy(SquashedGaussianPolicy):

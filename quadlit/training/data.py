@@ -20,7 +20,7 @@ from quadlit.tasks.balance.params import BalanceParams
 from quadlit.tasks.reach.params import ReachParams
 from quadlit.training import distributed
 from quadlit.training.resources import auto_num_envs, check_fits_in_memory
-from quadlit.training.rollout import RecordedSteps, Rollout, RolloutCollector, record_steps
+from quadlit.training.rollout import RecordedSteps, Rollout, RolloutCollector, noise_offsets, record_steps
 from quadlit.training.world_model_eval import HORIZONS
 
 
@@ -245,8 +245,9 @@ class RolloutDataModule(L.LightningDataModule):
     def collect(self) -> Rollout:
         """One rollout with the LightningModule's current ``rollout_policy()``."""
         agent = self.trainer.lightning_module.rollout_policy()
+        offsets = noise_offsets(self.collector.task.num_envs, agent.quiet_envs, agent.quiet_std_scale, agent.device)
         return self.collector.collect(agent.policy, agent.obs_norm, agent.device, agent.generator, critic=agent.critic,
-                                      world_model=agent.world_model)
+                                      world_model=agent.world_model, log_std_offset=offsets)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_RolloutStream(self, self.iterations_per_epoch), batch_size=None,

@@ -47,6 +47,19 @@ def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = 
         raise ValueError(f"model.{name} must be in {interval}, got {value}")
 
 
+def _full_noise_kl(new_log_prob: torch.Tensor, old_log_prob: torch.Tensor, offset: torch.Tensor,
+                   overall: torch.Tensor) -> torch.Tensor:
+    """The approximate KL of the samples drawn with the policy's own noise (offset 0), the
+    step-size signal when some environments act quieter (a quieter sample's log-ratio grows as
+    its std shrinks, and would shrink the step for all); ``overall`` where every one is quieter."""
+    loud = offset == 0
+    if not bool(loud.any()):
+        return overall
+    with torch.no_grad():
+        log_ratio = (new_log_prob - old_log_prob)[:, loud]
+        return (log_ratio.exp() - 1.0 - log_ratio).mean()
+
+
 class RolloutPolicy(NamedTuple):
     """What the data module needs to collect a rollout (``QuadlitModule.rollout_policy``)."""
 
@@ -56,6 +69,8 @@ class RolloutPolicy(NamedTuple):
     device: torch.device
     generator: torch.Generator  # samples the actions
     world_model: torch.nn.Module | None = None  # its surprise is a critic input (model.critic_surprise)
+    quiet_envs: float = 0.0  # share of environments acting with quieter noise (model.quiet_envs)
+    quiet_std_scale: float = 1.0  # their std as a multiple of the policy's
 
 
 class QuadlitModule(L.LightningModule):
@@ -86,6 +101,12 @@ class QuadlitModule(L.LightningModule):
             the first log_std_decay_steps env-steps, then held (a policy trained under large noise
             leans on it: its deterministic mean is then a policy that was never trained).
         log_std_decay_steps: env-steps over which a scheduled log std reaches final_log_std.
+        quiet_envs: share of each rank's environments (the first ones) that act with quieter
+            noise, ``quiet_std_scale`` times the policy's std, in every rollout (0: none). The
+            policy is judged by its noise-free mean; these environments make the mean itself do
+            what the noise may otherwise do for it. Their samples enter the PPO loss with their
+            own std; the KL of the adaptive learning rate is read from the other environments.
+        quiet_std_scale: the quiet environments' std as a multiple of the policy's, in (0, 1).
         policy_average: null: the trained policy is the one evaluated and deployed. A decay d in
             [0, 1): an exponential moving average of the policy's weights (after every update
             ``avg = d * avg + (1 - d) * policy``) is the deployed policy: evaluations, checkpoints'
@@ -150,6 +171,8 @@ class QuadlitModule(L.LightningModule):
         init_log_std: float = -0.5,
         final_log_std: float | None = None,
         log_std_decay_steps: int = 1_000_000,
+        quiet_envs: float = 0.0,
+        quiet_std_scale: float = 0.25,
         policy_average: float | None = None,
         policy_average_warmup: float = 10.0,
         wm_latent_dim: int = 128,
@@ -216,6 +239,8 @@ class QuadlitModule(L.LightningModule):
             raise ValueError("model.critic_surprise gives a separate critic the world model's one-step error: it "
                              "needs model.critic separate or privileged, model.wm_updates > 0 and model.wm_history 1 "
                              f"(got critic {critic}, wm_updates {wm_updates}, wm_history {wm_history})")
+        _check_range("quiet_envs", quiet_envs, 0.0, 1.0, hi_open=True)
+        _check_range("quiet_std_scale", quiet_std_scale, 0.0, 1.0, lo_open=True, hi_open=True)
         if policy_average is not None:
             _check_range("policy_average", policy_average, 0.0, 1.0, hi_open=True)
         if not isinstance(policy_average_warmup, (int, float)) or not policy_average_warmup > 1.0:
@@ -375,7 +400,8 @@ class QuadlitModule(L.LightningModule):
     def rollout_policy(self) -> RolloutPolicy:
         """Hook for the data module: the current networks that collect the next rollout."""
         return RolloutPolicy(self.policy, self.obs_norm, self.critic, self.device, self.action_generator,
-                             self.world_model if self.hparams.critic_surprise else None)
+                             self.world_model if self.hparams.critic_surprise else None,
+                             self.hparams.quiet_envs, self.hparams.quiet_std_scale)
 
     # ----------------------------------------------------------------------------- training
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:
@@ -462,8 +488,9 @@ class QuadlitModule(L.LightningModule):
             for env_idx in env_minibatches(num_envs, num_mb, self.minibatch_generator):
                 env_idx = env_idx.to(self.device)
                 state = rows_to_state((r.h0[env_idx], r.c0[env_idx]), like)
+                offset = None if r.log_std_offset is None else r.log_std_offset[env_idx]
                 log_prob, entropy, value = self.policy.evaluate(
-                    obs[:, env_idx], r.raw_action[:, env_idx], state, r.episode_start[:, env_idx])
+                    obs[:, env_idx], r.raw_action[:, env_idx], state, r.episode_start[:, env_idx], offset)
                 if self.critic is not None:
                     value = self.critic(r.critic_obs[:, env_idx])
                 adv = normalize_advantages(advantages[:, env_idx])
@@ -485,7 +512,9 @@ class QuadlitModule(L.LightningModule):
                     torch.nn.utils.clip_grad_norm_(self.critic.parameters(), hp.max_grad_norm)
                 ppo_opt.step()
                 if hp.desired_kl is not None:  # the ranks' mean KL: every rank takes the same step size
-                    self._adapt_lr(ppo_opt, distributed.mean_scalar(float(pi_stats["approx_kl"])))
+                    kl = pi_stats["approx_kl"] if offset is None else _full_noise_kl(
+                        log_prob, r.log_prob[:, env_idx], offset, pi_stats["approx_kl"])
+                    self._adapt_lr(ppo_opt, distributed.mean_scalar(float(kl)))
                 updates += 1
                 stats["policy_loss"] += float(pi_loss.detach())
                 stats["value_loss"] += float(v_loss.detach())

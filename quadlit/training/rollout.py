@@ -7,6 +7,8 @@ Everything it keeps is saved by ``state_dict`` so a resumed run continues exactl
 
 from __future__ import annotations
 
+import math
+
 import time
 import warnings
 from dataclasses import dataclass, field, fields
@@ -64,6 +66,8 @@ class Rollout:
         truncation_value: (T, N) value of the final observation where truncated, else 0.
         last_value: (N,) value of the observation after the last step.
         h0, c0: (N, H) each environment's LSTM state before the first step.
+        log_std_offset: (N,) what each environment's actions added to the policy's log std when
+            they were drawn (None: nothing, every environment sampled with the policy's own).
         critic_obs: (T, N, C) the normalised input of a separate critic at collection (None when
             the policy's own value head estimates values); the update re-evaluates these.
         critic_raw: (T, N, C) the same before normalisation (for the critic's statistics).
@@ -90,6 +94,7 @@ class Rollout:
     last_value: torch.Tensor
     h0: torch.Tensor
     c0: torch.Tensor
+    log_std_offset: torch.Tensor | None = None
     critic_obs: torch.Tensor | None = None
     critic_raw: torch.Tensor | None = None
     reward_terms: dict[str, float] = field(default_factory=dict)
@@ -142,7 +147,8 @@ class RolloutCollector:
     @torch.no_grad()
     def collect(self, policy: torch.nn.Module, obs_norm: RunningNorm, device: torch.device,
                 generator: torch.Generator | None = None, critic: torch.nn.Module | None = None,
-                world_model: torch.nn.Module | None = None) -> Rollout:
+                world_model: torch.nn.Module | None = None,
+                log_std_offset: torch.Tensor | None = None) -> Rollout:
         """Run ``rollout_steps`` control steps with ``policy`` on ``device``.
 
         The policy must provide ``initial_state(B, device)`` and
@@ -153,7 +159,9 @@ class RolloutCollector:
         With a ``world_model`` (``WorldModel`` with history 1) the critic also reads its
         *surprise*: the error of its one-step prediction of the observation just reached, in
         normalised units (O values, each slot's ``normalised observation - prediction``; 0 at an
-        episode's first step), appended after the privileged observation.
+        episode's first step), appended after the privileged observation. ``log_std_offset``
+        (N,) is added to each environment's log std when its actions are drawn (see
+        ``noise_offsets``) and is kept in the rollout for the update.
         """
         if self.obs is None:
             raise RuntimeError("RolloutCollector.reset(seed) must be called before collect()")
@@ -209,8 +217,9 @@ class RolloutCollector:
             obs_buf[t] = obs_t
             start_buf[t] = start_t
             policy_obs_buf[t] = obs_norm(obs_t)
+            noise = {} if log_std_offset is None else {"log_std_offset": log_std_offset}
             action, raw, logp, value, state = policy.act(
-                policy_obs_buf[t], state, start_t, deterministic=False, generator=generator)
+                policy_obs_buf[t], state, start_t, deterministic=False, generator=generator, **noise)
             if critic is not None:
                 critic_raw_buf[t] = critic.raw_inputs(obs_t, critic_side(privileged, surprise))
                 critic_buf[t] = critic.norm(critic_raw_buf[t])
@@ -273,7 +282,8 @@ class RolloutCollector:
             obs=obs_buf, policy_obs=policy_obs_buf, next_obs=next_obs_buf, action=act_buf, raw_action=raw_buf,
             log_prob=logp_buf, value=value_buf, reward=rew_buf, terminated=term_buf,
             truncated=trunc_buf, episode_start=start_buf, truncation_value=trunc_value_buf,
-            last_value=last_value.float(), h0=h0, c0=c0, critic_obs=critic_buf, critic_raw=critic_raw_buf,
+            last_value=last_value.float(), h0=h0, c0=c0, log_std_offset=log_std_offset,
+            critic_obs=critic_buf, critic_raw=critic_raw_buf,
             reward_terms={k: float(term_sums[j] / (T * N)) for j, k in enumerate(spec.reward_terms)},
             episodes={k: (np.concatenate(v) if v else np.zeros(0, np.float32)) for k, v in episodes.items()},
             num_nonfinite=num_nonfinite,
@@ -301,6 +311,18 @@ class RolloutCollector:
 
 
 @torch.no_grad()
+def noise_offsets(num_envs: int, share: float, std_scale: float, device: torch.device) -> torch.Tensor | None:
+    """Per-environment log-std offsets: the first ``round(share * num_envs)`` environments act
+    with ``std_scale`` times the policy's noise (offset ``log(std_scale)``), the rest with the
+    policy's own (offset 0). None where no environment is quieter (share 0 or scale 1)."""
+    quiet = int(round(share * num_envs))
+    if quiet == 0 or std_scale == 1.0:
+        return None
+    offsets = torch.zeros(num_envs, dtype=torch.float32, device=device)
+    offsets[:quiet] = math.log(std_scale)
+    return offsets
+
+
 def evaluate_policy(policy: torch.nn.Module, obs_norm: RunningNorm, task: VecTask, seed: int,
                     device: torch.device, deterministic: bool = True,
                     generator: torch.Generator | None = None,
