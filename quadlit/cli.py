@@ -79,7 +79,7 @@ LINKED_MODEL_SIZES = ("obs_dim", "action_dim", "privileged_dim")
 RESUMABLE_MODEL_FIELDS = frozenset({
     "lr", "wm_lr", "critic_lr", "gamma", "gae_lambda", "clip_ratio", "value_clip", "entropy_coef", "value_coef",
     "max_grad_norm", "ppo_epochs", "num_minibatches", "wm_updates", "wm_every", "wm_batch_size", "desired_kl",
-    "final_desired_kl", "kl_decay_steps", "max_nonfinite_iterations",
+    "final_desired_kl", "kl_decay_steps", "max_nonfinite_iterations", "quiet_envs", "quiet_std_scale", "guard_every",
 })
 
 

@@ -156,7 +156,7 @@ def sidecar_metadata(run: Any, onnx_name: str) -> dict[str, Any]:
         task.close()
     finally:
         pool.close()
-    policy, norm = run.module.deployed_policy, run.module.obs_norm
+    policy, norm = run.module.deployed_policy, run.module.deployed_norm
     hidden = int(policy.lstm_hidden)
     normalized = bool(norm.enabled and float(norm.count) > 0)
     return {
@@ -234,7 +234,7 @@ def export_onnx(run: Any, out: str | Path) -> tuple[Path, Path]:
     except OSError as exc:
         raise ConfigError(f"--out: cannot create folder {out.parent} ({exc.strerror})") from exc
 
-    model = ExportablePolicy(run.module.deployed_policy, run.module.obs_norm).eval()
+    model = ExportablePolicy(run.module.deployed_policy, run.module.deployed_norm).eval()
     batch, obs_dim, hidden = 2, int(model.policy.obs_dim), int(model.policy.lstm_hidden)
     example = (torch.zeros(batch, obs_dim), torch.zeros(batch, hidden), torch.zeros(batch, hidden), torch.zeros(batch))
     dim = torch.export.Dim("batch")

@@ -431,7 +431,7 @@ def build_session(args: argparse.Namespace) -> PlaySession:
             task.close()
             raise ConfigError(f"play: --ghost needs a balance checkpoint with a world model; {args.ckpt_path} "
                               f"({run.task_name}, model.wm_updates {run.module.hparams.get('wm_updates')}) has none")
-        session = PlaySession(task, run.module.deployed_policy, run.module.obs_norm, seed=args.seed,
+        session = PlaySession(task, run.module.deployed_policy, run.module.deployed_norm, seed=args.seed,
                               policy_label=f"checkpoint {Path(args.ckpt_path).name}", ghost=ghost,
                               kinematics=kinematics)
         session.show_ghost = bool(args.ghost)
@@ -456,6 +456,7 @@ def _ghost_for(run: Any, task: Any) -> tuple[Any, Any]:
     from quadlit.tasks.balance.kernels import OBS_SLICES
 
     module = run.module
+    # the world model reads observations normalised as in training (the run's current statistics)
     ghost = Ghost(module.world_model, module.deployed_policy, module.obs_norm, OBS_SLICES, task.model.default_q,
                   task.spec.control_dt)
     return ghost, lambda pos, quat, q: forward_kinematics(task.model, pos, quat, q)[0]

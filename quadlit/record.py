@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     task = make_task(run.task_name, 1, params, seed=args.seed)
     dt = task.spec.control_dt
     every = max(1, round(1.0 / (args.fps * dt)))
-    frames = record_episode(run.module.deployed_policy, run.module.obs_norm, task, args.seed, "cpu", frame_function(task),
+    frames = record_episode(run.module.deployed_policy, run.module.deployed_norm, task, args.seed, "cpu", frame_function(task),
                             max_steps=int(args.seconds / dt), every=every, width=args.width, height=args.height)
     path = frames_to_gif(frames, args.out, fps=1.0 / (every * dt))
     print(f"wrote {path} ({len(frames)} frames)")

@@ -410,10 +410,9 @@ def load_policy(args: argparse.Namespace) -> PolicySource:
         if run.task_name != "balance":
             raise ConfigError(f"--ckpt_path: {args.ckpt_path} was trained on task {run.task_name!r}; "
                               "sim2sim runs the balance task")
-        agent = run.module.rollout_policy()
         contents = read_checkpoint(args.ckpt_path)
-        return PolicySource(run.module.deployed_policy, agent.obs_norm, run.task_params, f"checkpoint {Path(args.ckpt_path).name}",
-                            int(contents.get("global_step", 0)),
+        return PolicySource(run.module.deployed_policy, run.module.deployed_norm, run.task_params,
+                            f"checkpoint {Path(args.ckpt_path).name}", int(contents.get("global_step", 0)),
                             (contents.get("RolloutDataModule") or {}).get("eval_seed"))
     if args.onnx is not None:
         path = Path(args.onnx)

@@ -152,13 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         if run.task_name != "balance":
             raise ConfigError(f"quadlit bench falls: {path} trained task {run.task_name!r}; falls are the balance task's")
         module = run.module
-        policies = {"deployed": (module.deployed_policy, True), "trained": (module.policy, True),
-                    "sampled": (module.policy, False)}
+        policies = {"deployed": (module.deployed_policy, module.deployed_norm, True),
+                    "trained": (module.policy, module.obs_norm, True), "sampled": (module.policy, module.obs_norm, False)}
         rows = {}
         for name in args.policies:
-            policy, deterministic = policies[name]
-            rows[name] = run_curve(policy, module.obs_norm, run.task_params, args.episodes, args.seed,
-                                   deterministic).summary()
+            policy, norm, deterministic = policies[name]
+            rows[name] = run_curve(policy, norm, run.task_params, args.episodes, args.seed, deterministic).summary()
         print(format_table(f"{path} ({int(module.env_steps) / 1e6:.2f} M env-steps, {args.episodes} episodes per "
                            f"magnitude, seed {args.seed})", rows), flush=True)
         results[str(path)] = {"env_steps": int(module.env_steps), "policies": rows}

@@ -93,20 +93,26 @@ def run_one(args, extra: list[str]) -> dict:
             row = {"seconds": self.train_seconds() - (time.perf_counter() - self._start),
                    "env_steps": int(module.env_steps), "survival": float(m["eval/survived"]),
                    "return": float(m["eval/return"]), "curve": _curve_from_metrics(m)}
-            if args.eval_trained and module.policy_avg is None and not self.rows:
-                print("  --eval-trained: this run deploys the trained policy itself (no model.policy_average): "
-                      "there is no second policy to judge", flush=True)
-            if args.eval_trained and module.policy_avg is not None:  # the policy PPO trains, beside the average
+            if args.eval_trained and module.deployed_policy is module.policy and not self.rows:
+                print("  --eval-trained: this run deploys the trained policy itself (no model.policy_average, no "
+                      "guard): there is no second policy to judge", flush=True)
+            if args.eval_trained and module.deployed_policy is not module.policy:  # the policy PPO trains
                 from quadlit.training.evaluation import push_curve
 
                 dm = trainer.datamodule
                 row["trained_curve"] = push_curve(module.policy, module.obs_norm, dm.task_name, dm.task_params,
                                                   args.eval_episodes, dm.eval_seed, module.device)
+                if module.guarded_policy is not None and module.latest_policy is not module.policy:
+                    # what would be deployed without the guard: the latest average
+                    row["latest_curve"] = push_curve(module.latest_policy, module.obs_norm, dm.task_name,
+                                                     dm.task_params, args.eval_episodes, dm.eval_seed, module.device)
             self.rows.append(row)
             self.eval_seconds += time.perf_counter() - self._start
             curve = "  ".join(f"{100 * v:4.0f}" for v in row["curve"].values())
             print(f"  {row['seconds']:7.1f} s  {row['env_steps'] / 1e6:6.2f} M steps  return {row['return']:7.1f}  "
                   f"survival % at {'/'.join(f'{k:g}' for k in row['curve'])} m/s: {curve}"
+                  + ("" if "latest_curve" not in row else
+                     "   latest average: " + "  ".join(f"{100 * v:4.0f}" for v in row["latest_curve"].values()))
                   + ("" if "trained_curve" not in row else
                      "   trained policy: " + "  ".join(f"{100 * v:4.0f}" for v in row["trained_curve"].values())),
                   flush=True)
@@ -127,7 +133,7 @@ def run_one(args, extra: list[str]) -> dict:
     # the final policy, once more (the last periodic evaluation may be up to --eval-every epochs old)
     from quadlit.training.evaluation import push_curve
 
-    final = push_curve(module.deployed_policy, module.obs_norm, dm.task_name, dm.task_params, args.eval_episodes,
+    final = push_curve(module.deployed_policy, module.deployed_norm, dm.task_name, dm.task_params, args.eval_episodes,
                        dm.eval_seed, module.device)
     zero = push_curve(ZeroPolicy(dm.action_dim), RunningNorm(dm.obs_dim, enabled=False), dm.task_name,
                       dm.task_params, args.eval_episodes, dm.eval_seed, module.device)
@@ -191,13 +197,14 @@ def summarize(records: list[dict]) -> str:
                                                                   for m in mags))
     lines.append("time to 95 % survival (training s) and stability (largest fall after reaching it, points):")
     lines += [_milestones(r["seed"], r["evaluations"], mags) for r in records]
-    trained = [r for r in records if any("trained_curve" in row for row in r["evaluations"])]
-    if trained:
-        lines.append("the same, for the trained policy (--eval-trained; the rows above: the deployed average):")
-    for r in trained:
-        rows = [{"seconds": row["seconds"], "curve": row["trained_curve"]} for row in r["evaluations"]
-                if "trained_curve" in row]
-        lines.append(_milestones(r["seed"], rows, mags))
+    for key, what in (("latest_curve", "the latest average, which the guard chose from"),
+                      ("trained_curve", "the trained policy")):
+        judged = [r for r in records if any(key in row for row in r["evaluations"])]
+        if judged:
+            lines.append(f"the same, for {what} (--eval-trained; the rows above: the deployed policy):")
+        for r in judged:
+            rows = [{"seconds": row["seconds"], "curve": row[key]} for row in r["evaluations"] if key in row]
+            lines.append(_milestones(r["seed"], rows, mags))
     return "\n".join(lines)
 
 
@@ -268,7 +275,7 @@ def _from_json(records: list[dict]) -> list[dict]:
         for key in ("final_curve", "zero_curve"):
             r[key] = {float(k): v for k, v in r[key].items()}
         for row in r["evaluations"]:
-            for key in ("curve", "trained_curve"):
+            for key in ("curve", "trained_curve", "latest_curve"):
                 if key in row:
                     row[key] = {float(k): v for k, v in row[key].items()}
     return records
@@ -284,7 +291,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=64, help="episodes per push magnitude")
     p.add_argument("--eval-trained", action="store_true",
                    help="at every evaluation also measure the policy PPO trains (when the deployed one is its weight "
-                        "average, model.policy_average): the same training, two policies judged")
+                        "average, model.policy_average, or a guard's choice) and, with a guard, the latest average "
+                        "it chose from: the same training, each policy judged")
     p.add_argument("--chance", type=int, metavar="EVALUATIONS", default=None,
                    help="train nothing: print how far the stability check's falls go by evaluation noise alone, "
                         "for a policy that never changes, over this many evaluations of --eval-episodes episodes")

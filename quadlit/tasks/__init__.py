@@ -44,6 +44,16 @@ def evaluations(name: str, params: Any, episodes: int) -> tuple[Evaluation, ...]
     return task_def(name).evaluations(params, episodes)
 
 
+def guard_evaluation(name: str, params: Any, episodes: int) -> Evaluation:
+    """The deployment guard's episodes of task ``name`` (``TaskDef.guard``); a one-line ValueError
+    where the task has none."""
+    guard = task_def(name).guard
+    if guard is None:
+        raise ValueError(f"model.guard_tolerance: task {name!r} has no guard evaluation (the balance task has one); "
+                         f"leave model.guard_tolerance null")
+    return guard(params, episodes)
+
+
 def make_task(name: str, num_envs: int, params: Any, seed: int, pool: ShardPool | None = None) -> VecTask:
     """Build ``num_envs`` environments of task ``name``."""
     return task_def(name).task_class(num_envs=num_envs, params=params, seed=seed, pool=pool)

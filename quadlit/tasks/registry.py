@@ -62,6 +62,9 @@ class TaskDef:
         spec: params -> ``EnvSpec``.
         task_class: the ``VecTask``, built as ``task_class(num_envs=, params=, seed=, pool=)``.
         evaluations: (params, episodes) -> the ``Evaluation`` batches validate runs.
+        guard: (params, episodes) -> the short ``Evaluation`` of the deployment guard
+            (``model.guard_tolerance``): each value a survival-like score in [0, 1], higher is
+            better; None: the task has none (the guard cannot be used).
     """
 
     name: str
@@ -69,3 +72,4 @@ class TaskDef:
     spec: Callable[[Any], EnvSpec]
     task_class: type
     evaluations: Callable[[Any, int], tuple[Evaluation, ...]] = plain_evaluations
+    guard: Callable[[Any, int], Evaluation] | None = None

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from quadlit.envs.base import EnvSpec
 from quadlit.envs.pool import ShardPool, default_physics_threads
 from quadlit.errors import ConfigError
-from quadlit.tasks import evaluations, make_evaluation_task, make_task, task_spec
+from quadlit.tasks import evaluations, guard_evaluation, make_evaluation_task, make_task, task_spec
 from quadlit.tasks.registry import Evaluation
 from quadlit.tasks.balance.params import BalanceParams
 from quadlit.tasks.reach.params import ReachParams
@@ -108,6 +108,10 @@ class RolloutDataModule(L.LightningDataModule):
             half are judged); 0: no world-model evaluation.
         wm_eval_steps: control steps recorded in each of them from a reset (at least the longest
             horizon, 25; the default 5 s holds a push or two where pushes come every 2-4 s).
+        guard_episodes: episodes per push magnitude of the deployment guard's check (when the
+            model has one, ``model.guard_tolerance``; the task's ``TaskDef.guard``).
+        guard_seed: seed of the guard's episodes (fixed, and not the evaluations' seed: the
+            policies a run deploys are chosen on other episodes than the ones they are judged on).
     """
 
     def __init__(
@@ -127,6 +131,8 @@ class RolloutDataModule(L.LightningDataModule):
         eval_curve: bool = True,
         wm_eval_envs: int = 64,
         wm_eval_steps: int = 250,
+        guard_episodes: int = 24,
+        guard_seed: int = 777,
     ) -> None:
         super().__init__()
         if num_envs != "auto" and (not isinstance(num_envs, int) or num_envs < 1):
@@ -164,6 +170,14 @@ class RolloutDataModule(L.LightningDataModule):
         self.wm_eval_envs = wm_eval_envs
         self.wm_eval_steps = wm_eval_steps
         self._wm_eval_task = None  # built on first use
+        if not isinstance(guard_episodes, int) or guard_episodes < 1:
+            raise ValueError(f"data.guard_episodes must be a positive integer, got {guard_episodes!r}")
+        if guard_seed == eval_seed:
+            raise ValueError(f"data.guard_seed must differ from data.eval_seed ({eval_seed}): the guard must not "
+                             f"choose the deployed policy on the episodes it is judged on")
+        self.guard_episodes = guard_episodes
+        self.guard_seed = guard_seed
+        self._guard: tuple[Evaluation, Any] | None = None  # built on first use
         self.num_envs: int | None = None
         self.collector: RolloutCollector | None = None
         self.evaluations: list[tuple[Evaluation, Any]] = []  # (evaluation, its environments)
@@ -228,6 +242,14 @@ class RolloutDataModule(L.LightningDataModule):
     def evaluation_batches(self) -> list[tuple[Evaluation, Any]]:
         """Hook for the LightningModule: each evaluation of the task with its environments."""
         return self.evaluations
+
+    def guard_batch(self) -> tuple[Evaluation, Any]:
+        """The deployment guard's evaluation with its environments (built on first use, seeded
+        ``guard_seed``)."""
+        if self._guard is None:
+            evaluation = guard_evaluation(self.task_name, self.task_params, self.guard_episodes)
+            self._guard = (evaluation, make_evaluation_task(self.task_name, evaluation, self.guard_seed, self._pool))
+        return self._guard
 
     def world_model_steps(self, policy: torch.nn.Module, obs_norm: Any, device: torch.device) -> RecordedSteps | None:
         """Hook for the LightningModule: ``wm_eval_steps`` control steps of ``wm_eval_envs``
@@ -310,10 +332,11 @@ class RolloutDataModule(L.LightningDataModule):
 
     def close(self) -> None:
         for task in (getattr(self.collector, "task", None), *(task for _, task in self.evaluations),
-                     self._wm_eval_task):
+                     self._wm_eval_task, self._guard[1] if self._guard is not None else None):
             if task is not None:
                 task.close()
         self._wm_eval_task = None  # built anew, on a new pool, if asked for again
+        self._guard = None
         if self._pool is not None:
             self._pool.close()
             self._pool = None

@@ -113,6 +113,16 @@ class QuadlitModule(L.LightningModule):
             users (export, play, record, sim2sim, benchmarks) act with it; the trained policy
             still collects the rollouts. It smooths the swings of a policy between updates. The
             decay warms up over the first updates (see ``_update_policy_average``).
+        guard_tolerance: null: no guard, the deployed policy is always the latest (average). A
+            number t in [0, 1): a deployment guard. At the end of every ``guard_every``-th epoch
+            the latest policy is run on the task's guard episodes (``TaskDef.guard``: for balance,
+            ``data.guard_episodes`` short episodes at each push of 1.0-3.0 m/s, seeded
+            ``data.guard_seed``, not the evaluations' episodes) and becomes the deployed policy
+            (with the observation statistics it acts with) only if no value is more than t below
+            the best the deployed policies have reached; otherwise the last deployed one stays.
+            Training is unchanged (the guard only reads the policy), and its time counts as
+            training time.
+        guard_every: epochs between guard checks.
         policy_average_warmup: k of the policy average's warm-up ``(1 + n) / (k + n)`` after the
             n-th update (k > 1): the smaller, the sooner the average reaches ``policy_average``.
         wm_latent_dim: world-model latent size.
@@ -175,6 +185,8 @@ class QuadlitModule(L.LightningModule):
         quiet_std_scale: float = 0.25,
         policy_average: float | None = None,
         policy_average_warmup: float = 10.0,
+        guard_tolerance: float | None = None,
+        guard_every: int = 1,
         wm_latent_dim: int = 128,
         lr: float = 3e-4,
         wm_lr: float = 1e-3,
@@ -243,6 +255,10 @@ class QuadlitModule(L.LightningModule):
         _check_range("quiet_std_scale", quiet_std_scale, 0.0, 1.0, lo_open=True, hi_open=True)
         if policy_average is not None:
             _check_range("policy_average", policy_average, 0.0, 1.0, hi_open=True)
+        if guard_tolerance is not None:
+            _check_range("guard_tolerance", guard_tolerance, 0.0, 1.0, hi_open=True)
+        if not isinstance(guard_every, int) or guard_every < 1:
+            raise ValueError(f"model.guard_every must be a positive integer, got {guard_every!r}")
         if not isinstance(policy_average_warmup, (int, float)) or not policy_average_warmup > 1.0:
             raise ValueError(f"model.policy_average_warmup must be a number > 1, got {policy_average_warmup!r}")
         if policy not in ("entity_belief", "mlp"):
@@ -275,6 +291,12 @@ class QuadlitModule(L.LightningModule):
             self.policy_avg = copy.deepcopy(self.policy).requires_grad_(False)
         self.world_model = WorldModel(obs_dim, action_dim, latent_dim=wm_latent_dim, history=wm_history)
         self.obs_norm = RunningNorm(obs_dim, enabled=normalize_obs)
+        # the deployment guard's choice: a policy and the observation statistics it acts with
+        self.guarded_policy = self.guarded_norm = None
+        self.guard_best: list[float] | None = None  # per guard value, the best a deployed policy reached
+        if guard_tolerance is not None:
+            self.guarded_policy = copy.deepcopy(self.latest_policy).requires_grad_(False)
+            self.guarded_norm = copy.deepcopy(self.obs_norm)
         self.action_generator = torch.Generator()
         self.action_generator.manual_seed(seed)
         self.minibatch_generator = torch.Generator()
@@ -350,6 +372,8 @@ class QuadlitModule(L.LightningModule):
                       "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
         }
         checkpoint["quadlit_nonfinite_streak"] = self._nonfinite_streak
+        if self.guard_best is not None:
+            checkpoint["quadlit_guard_best"] = list(self.guard_best)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         gens = checkpoint.get("quadlit_generators")
@@ -365,6 +389,8 @@ class QuadlitModule(L.LightningModule):
                 np.random.set_state(("MT19937", np_gen["keys"].numpy().astype(np.uint32), np_gen["pos"],
                                      np_gen["has_gauss"], np_gen["cached_gaussian"]))
         self._nonfinite_streak = int(checkpoint.get("quadlit_nonfinite_streak", 0))
+        best = checkpoint.get("quadlit_guard_best")
+        self.guard_best = None if best is None else [float(v) for v in best]
         self._saved_hparams = dict(checkpoint.get("hyper_parameters", {}))
 
     def on_train_start(self) -> None:
@@ -383,9 +409,23 @@ class QuadlitModule(L.LightningModule):
 
     @property
     def deployed_policy(self) -> torch.nn.Module:
-        """The policy that is evaluated and used: the weight average when ``policy_average`` is
-        set, else the trained policy itself."""
+        """The policy that is evaluated and used: the guard's choice when ``guard_tolerance`` is
+        set, else the weight average when ``policy_average`` is set, else the trained policy
+        itself. It acts on observations normalised by ``deployed_norm``."""
+        if self.guarded_policy is not None:
+            return self.guarded_policy
+        return self.latest_policy
+
+    @property
+    def latest_policy(self) -> torch.nn.Module:
+        """The newest policy to deploy: the weight average, else the trained policy."""
         return self.policy if self.policy_avg is None else self.policy_avg
+
+    @property
+    def deployed_norm(self) -> RunningNorm:
+        """The observation statistics ``deployed_policy`` acts with (the guard keeps those of the
+        policy it chose; otherwise the run's current ones)."""
+        return self.obs_norm if self.guarded_norm is None else self.guarded_norm
 
     @torch.no_grad()
     def _update_policy_average(self, updates: int) -> None:
@@ -424,8 +464,41 @@ class QuadlitModule(L.LightningModule):
         self._apply_log_std_schedule()  # for the next rollout
         if self.policy_avg is not None:
             self._update_policy_average(iteration + 1)
+        if (self.guarded_policy is not None and batch_idx + 1 == self.trainer.num_training_batches
+                and (self.current_epoch + 1) % self.hparams.guard_every == 0):
+            self._guard_check()
         self._log_iteration(rollout, ppo_metrics, wm_metrics, returns, update_seconds)
         self._guard_nonfinite(ppo_metrics["skipped_nonfinite"] + wm_metrics.get("skipped_nonfinite", 0.0) > 0)
+
+    def _guard_check(self) -> None:
+        """Run the latest policy on the task's guard episodes (float32, as it is deployed) and
+        let ``guard_decide`` say whether it replaces the deployed one."""
+        from quadlit.training.evaluation import run_evaluation
+
+        dm = self.trainer.datamodule
+        evaluation, task = dm.guard_batch()
+        with torch.autocast(self.device.type, enabled=False):
+            values = run_evaluation(evaluation, task, self.latest_policy, self.obs_norm, dm.guard_seed, self.device)
+        keys = sorted(values)
+        scores = distributed.mean_over_ranks(torch.tensor([values[k] for k in keys], dtype=torch.float64)).tolist()
+        self.guard_decide(scores)
+        self.log_dict({f"guard/{k}": v for k, v in zip(keys, scores)}, on_step=True, on_epoch=False, batch_size=1)
+
+    @torch.no_grad()
+    def guard_decide(self, scores: list[float]) -> bool:
+        """Deploy the latest policy (a copy, with a copy of the observation statistics) if no
+        score is more than ``guard_tolerance`` below the best score the deployed policies have
+        reached (the first is always deployed); the best scores then take the new ones where
+        higher. Returns whether it was deployed (logged as ``guard/deployed``)."""
+        best = self.guard_best
+        deploy = best is None or all(s >= b - self.hparams.guard_tolerance for s, b in zip(scores, best))
+        if deploy:
+            self.guarded_policy.load_state_dict(self.latest_policy.state_dict())
+            self.guarded_norm.load_state_dict(self.obs_norm.state_dict())
+            self.guard_best = list(scores) if best is None else [max(s, b) for s, b in zip(scores, best)]
+        if self._trainer is not None:
+            self.log("guard/deployed", float(deploy), on_step=True, on_epoch=False, batch_size=1)
+        return deploy
 
     def _guard_nonfinite(self, bad: bool) -> None:
         """Count iterations in a row whose loss was non-finite (those updates were skipped);
@@ -599,7 +672,8 @@ class QuadlitModule(L.LightningModule):
         dm = self.trainer.datamodule
         metrics: dict[str, float] = {}
         for evaluation, task in dm.evaluation_batches():
-            values = run_evaluation(evaluation, task, self.deployed_policy, self.obs_norm, dm.eval_seed, self.device)
+            values = run_evaluation(evaluation, task, self.deployed_policy, self.deployed_norm, dm.eval_seed,
+                                    self.device)
             group = prefix if not evaluation.name else f"{prefix}_{evaluation.name}"
             metrics.update({f"{group}/{k}": v for k, v in values.items()})
             if evaluation.table is not None and self.trainer.is_global_zero and not self.trainer.sanity_checking:

@@ -98,7 +98,7 @@ class EvalVideo(L.Callback):
             return self._disable(f"task {dm.task_name!r} has no renderer")
         every = max(1, round(1.0 / (self.fps * self._task.spec.control_dt)))
         try:
-            frames = record_episode(pl_module.deployed_policy, pl_module.obs_norm, self._task, dm.eval_seed, pl_module.device,
+            frames = record_episode(pl_module.deployed_policy, pl_module.deployed_norm, self._task, dm.eval_seed, pl_module.device,
                                     frame_fn, self.max_steps, deterministic=True, every=every,
                                     width=self.width, height=self.height)
             gif = encode_gif(frames, self.fps)
