@@ -666,14 +666,17 @@ class QuadlitModule(L.LightningModule):
     def _evaluate(self, prefix: str) -> dict[str, float]:
         """Deterministic episodes at fixed seeds for every evaluation of the task (for the balance
         task also the push-robustness curve), logged as ``{prefix}/<metric>`` and
-        ``{prefix}_<evaluation>/<value>``."""
+        ``{prefix}_<evaluation>/<value>``. They run in float32 whatever ``trainer.precision``:
+        the deployed policy as it is exported and run, not as the bf16 update computes it."""
         from quadlit.training.evaluation import run_evaluation
 
         dm = self.trainer.datamodule
         metrics: dict[str, float] = {}
         for evaluation, task in dm.evaluation_batches():
-            values = run_evaluation(evaluation, task, self.deployed_policy, self.deployed_norm, dm.eval_seed,
-                                    self.device)
+            # in float32 whatever the training precision: the policy as exported and run
+            with torch.autocast(self.device.type, enabled=False):
+                values = run_evaluation(evaluation, task, self.deployed_policy, self.deployed_norm, dm.eval_seed,
+                                        self.device)
             group = prefix if not evaluation.name else f"{prefix}_{evaluation.name}"
             metrics.update({f"{group}/{k}": v for k, v in values.items()})
             if evaluation.table is not None and self.trainer.is_global_zero and not self.trainer.sanity_checking:
