@@ -329,8 +329,11 @@ def test_push_curve_evaluation_groups_episodes_by_magnitude():
     from quadlit.tasks import evaluations, make_evaluation_task
     from quadlit.tasks.balance import PUSH_CURVE
 
-    plain, curve = evaluations("balance", dataclasses.replace(QUIET, push_jitter=0.5, push_curriculum=True), 4)
+    plain, curve = evaluations("balance", dataclasses.replace(QUIET, push_jitter=0.5, push_curriculum=True,
+                                                             obs_noise=0.05), 4)
     assert plain.params.push_jitter == 0.0 and not plain.params.push_curriculum and plain.num_envs == 4
+    # the curve observes without noise whatever the run trains with; the plain evaluation as configured
+    assert curve.params.obs_noise == 0.0 and plain.params.obs_noise == 0.05
     assert curve.num_envs == 4 * len(PUSH_CURVE) and curve.params.push_magnitude == 1.0
     # the curve pushes every 2-4 s whatever the training run uses (QUIET: every 100 s); the plain
     # evaluation keeps the task as configured

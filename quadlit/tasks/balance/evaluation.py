@@ -17,7 +17,8 @@ GUARD_PUSHES = (1.0, 1.5, 2.0, 2.5, 3.0)
 #: Control steps of a guard episode (6 s at 50 Hz: one or two pushes, 2-4 s apart).
 GUARD_STEPS = 300
 #: Seconds between the curve's pushes (drawn uniformly), whatever the training run uses: the curve
-#: is one fixed benchmark, so runs trained with other push intervals stay comparable.
+#: is one fixed benchmark, so runs trained with other push intervals (or observation noise, which
+#: the curve leaves out) stay comparable.
 CURVE_PUSH_INTERVAL = (2.0, 4.0)
 
 
@@ -30,10 +31,11 @@ def _push_batch(name: str, params: BalanceParams, magnitudes: tuple[float, ...],
                 max_steps: int | None = None, title: str | None = None) -> Evaluation:
     """``episodes`` deterministic episodes at each of ``magnitudes`` (one batch of environments;
     environments ``k * episodes ... (k + 1) * episodes - 1`` are pushed at ``magnitudes[k]``, every
-    ``CURVE_PUSH_INTERVAL`` seconds whatever ``params`` say), summarised as survival per magnitude."""
+    ``CURVE_PUSH_INTERVAL`` seconds whatever ``params`` say, and observed without noise whatever
+    ``obs_noise`` a run trains with), summarised as survival per magnitude."""
     lo, hi = CURVE_PUSH_INTERVAL
     batch_params = dataclasses.replace(params, push_curriculum=False, push_jitter=0.0, push_magnitude=1.0,
-                                       push_interval_min=lo, push_interval_max=hi)
+                                       push_interval_min=lo, push_interval_max=hi, obs_noise=0.0)
     if max_steps is not None:
         batch_params = dataclasses.replace(batch_params, max_steps=max_steps)
     scales = np.repeat(np.asarray(magnitudes, dtype=np.float64), episodes)
