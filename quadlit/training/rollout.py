@@ -310,7 +310,6 @@ class RolloutCollector:
         self.surprise = None if surprise is None else np.array(surprise, dtype=np.float32)
 
 
-@torch.no_grad()
 def noise_offsets(num_envs: int, share: float, std_scale: float, device: torch.device) -> torch.Tensor | None:
     """Per-environment log-std offsets: the first ``round(share * num_envs)`` environments act
     with ``std_scale`` times the policy's noise (offset ``log(std_scale)``), the rest with the
@@ -323,6 +322,7 @@ def noise_offsets(num_envs: int, share: float, std_scale: float, device: torch.d
     return offsets
 
 
+@torch.no_grad()
 def evaluate_policy(policy: torch.nn.Module, obs_norm: RunningNorm, task: VecTask, seed: int,
                     device: torch.device, deterministic: bool = True,
                     generator: torch.Generator | None = None,

@@ -72,6 +72,26 @@ def test_evaluate_policy_records_each_envs_first_episode():
     assert np.all(np.concatenate(task.actions_seen) == 0)
 
 
+def test_evaluate_policy_runs_a_trainable_policy_without_building_a_graph():
+    """A policy whose parameters require gradients (the trained one, not its average) is
+    evaluated without autograd: nothing is recorded, and the actions reach the task."""
+    from quadlit.models.entity_belief import EntityBelief
+    from quadlit.tasks.reach import ReachParams, ReachTask
+
+    seen_grad_mode = []
+
+    class Spy(EntityBelief):
+        def act(self, *args, **kwargs):
+            seen_grad_mode.append(torch.is_grad_enabled())
+            return super().act(*args, **kwargs)
+
+    torch.manual_seed(0)
+    policy = Spy(7, 3, lstm_hidden=16)
+    assert all(p.requires_grad for p in policy.parameters())
+    out = evaluate_policy(policy, RunningNorm(7), ReachTask(3, ReachParams(max_steps=5), seed=0), seed=0,
+                          device=torch.device("cpu"))
+    assert out["length"].tolist() == [5.0, 5.0, 5.0] and seen_grad_mode and not any(seen_grad_mode)
+
 
 def test_evaluate_policy_reports_each_first_episode_end_once_and_samples_from_its_generator():
     from quadlit.models.baselines import RandomPolicy
