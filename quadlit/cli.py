@@ -32,7 +32,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from quadlit.errors import ConfigError, RunInterrupted, TrainingDiverged
-from quadlit.tasks import TASK_NAMES, task_params_from_dict, task_spec
+from quadlit.tasks import TASK_NAMES, task_def, task_params_from_dict, task_spec
 from quadlit.training.checkpoint import AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint, read_checkpoint
 from quadlit.training.data import RolloutDataModule
 from quadlit.training.module import QuadlitModule
@@ -251,6 +251,17 @@ class QuadlitCLI(LightningCLI):
             raise ConfigError(f"{sub} needs --ckpt_path PATH (or last) to evaluate trained weights; "
                               f"give --untrained to evaluate newly initialised ones")
 
+    def _check_guard(self) -> None:
+        """A deployment guard needs the task's guard episodes (``TaskDef.guard``): refused before
+        the run starts, not at the end of its first epoch."""
+        _, cfg = self._subcommand_config()
+        if not cfg or cfg.get("model", {}).get("guard_tolerance") is None:
+            return
+        task = cfg.get("data", {}).get("task")
+        if task in TASK_NAMES and task_def(task).guard is None:
+            raise ConfigError(f"model.guard_tolerance: task {task!r} has no guard evaluation (the balance task has "
+                              f"one); leave model.guard_tolerance null")
+
     def _check_trainer_flags(self) -> None:
         _, cfg = self._subcommand_config()
         trainer = cfg.get("trainer", {}) if cfg else {}
@@ -264,6 +275,7 @@ class QuadlitCLI(LightningCLI):
         super().parse_arguments(parser, args)
         self._check_trainer_flags()
         self._check_evaluated_weights()
+        self._check_guard()
         # what --model.* options asked for: LightningCLI then replaces the whole model section
         # with the checkpoint's hyperparameters (before_instantiate_classes puts them back or refuses)
         _, cfg = self._subcommand_config()

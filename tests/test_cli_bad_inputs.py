@@ -34,6 +34,11 @@ FIT_OPTIONS = [
     ("--model.init_log_std", "5", "model.init_log_std"),
     ("--model.final_log_std", "-20", "model.final_log_std"),
     ("--model.log_std_decay_steps", "0", "model.log_std_decay_steps"),
+    ("--model.quiet_envs", "1", "model.quiet_envs"),
+    ("--model.quiet_std_scale", "0", "model.quiet_std_scale"),
+    ("--model.guard_tolerance", "1", "model.guard_tolerance"),
+    ("--model.guard_tolerance", "0.1", "has no guard evaluation"),  # the reach task has no guard episodes
+    ("--model.guard_every", "0", "model.guard_every"),
     ("--model.policy", "transformer", "model.policy"),
     ("--model.critic", "giant", "model.critic"),
     ("--model.mlp_hidden", "[]", "model.mlp_hidden"),
@@ -60,6 +65,8 @@ FIT_OPTIONS = [
     ("--data.eval_curve", "maybe", "data.eval_curve"),
     ("--data.wm_eval_envs", "1", "data.wm_eval_envs"),
     ("--data.wm_eval_steps", "24", "data.wm_eval_steps"),
+    ("--data.guard_episodes", "0", "data.guard_episodes"),
+    ("--data.guard_seed", "12345", "data.guard_seed"),  # the evaluations' own seed
     ("--data.task", "", "data.task"),
     ("--data.balance.max_tilt", "4", "balance.max_tilt"),
     ("--data.balance.physics_dt", "0.01", "balance.physics_dt"),
