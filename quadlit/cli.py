@@ -32,7 +32,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from quadlit.errors import ConfigError, RunInterrupted, TrainingDiverged
-from quadlit.tasks import TASK_NAMES, task_def, task_params_from_dict, task_spec
+from quadlit.tasks import TASK_NAMES, require_guard, task_params_from_dict, task_spec
 from quadlit.training.checkpoint import AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint, read_checkpoint
 from quadlit.training.data import RolloutDataModule
 from quadlit.training.module import QuadlitModule
@@ -258,9 +258,11 @@ class QuadlitCLI(LightningCLI):
         if not cfg or cfg.get("model", {}).get("guard_tolerance") is None:
             return
         task = cfg.get("data", {}).get("task")
-        if task in TASK_NAMES and task_def(task).guard is None:
-            raise ConfigError(f"model.guard_tolerance: task {task!r} has no guard evaluation (the balance task has "
-                              f"one); leave model.guard_tolerance null")
+        if task in TASK_NAMES:
+            try:
+                require_guard(task)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
 
     def _check_trainer_flags(self) -> None:
         _, cfg = self._subcommand_config()

@@ -8,7 +8,7 @@ module (so configs can set its parameters, typed and documented).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from quadlit.envs.base import EnvSpec, VecTask
 from quadlit.envs.pool import ShardPool
@@ -44,14 +44,18 @@ def evaluations(name: str, params: Any, episodes: int) -> tuple[Evaluation, ...]
     return task_def(name).evaluations(params, episodes)
 
 
-def guard_evaluation(name: str, params: Any, episodes: int) -> Evaluation:
-    """The deployment guard's episodes of task ``name`` (``TaskDef.guard``); a one-line ValueError
-    where the task has none."""
+def require_guard(name: str) -> Callable[[Any, int], Evaluation]:
+    """Task ``name``'s guard evaluation (``TaskDef.guard``); a one-line ValueError where it has none."""
     guard = task_def(name).guard
     if guard is None:
         raise ValueError(f"model.guard_tolerance: task {name!r} has no guard evaluation (the balance task has one); "
                          f"leave model.guard_tolerance null")
-    return guard(params, episodes)
+    return guard
+
+
+def guard_evaluation(name: str, params: Any, episodes: int) -> Evaluation:
+    """The deployment guard's episodes of task ``name`` (``require_guard``)."""
+    return require_guard(name)(params, episodes)
 
 
 def make_task(name: str, num_envs: int, params: Any, seed: int, pool: ShardPool | None = None) -> VecTask:

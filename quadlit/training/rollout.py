@@ -8,7 +8,6 @@ Everything it keeps is saved by ``state_dict`` so a resumed run continues exactl
 from __future__ import annotations
 
 import math
-
 import time
 import warnings
 from dataclasses import dataclass, field, fields
@@ -212,12 +211,12 @@ class RolloutCollector:
         nonfinite_actions = torch.zeros((), dtype=torch.int64, device=device)  # read once, after the loop
 
         obs_t = torch.from_numpy(self.obs).to(device)
+        noise = {} if log_std_offset is None else {"log_std_offset": log_std_offset}
         for t in range(T):
             start_t = torch.from_numpy(self.episode_start).to(device=device, dtype=torch.float32)
             obs_buf[t] = obs_t
             start_buf[t] = start_t
             policy_obs_buf[t] = obs_norm(obs_t)
-            noise = {} if log_std_offset is None else {"log_std_offset": log_std_offset}
             action, raw, logp, value, state = policy.act(
                 policy_obs_buf[t], state, start_t, deterministic=False, generator=generator, **noise)
             if critic is not None:

@@ -96,6 +96,13 @@ def test_policy_average_warmup_sets_how_soon_the_decay_reaches_its_cap():
     ({"critic_surprise": True, "critic": "separate", "wm_history": 2}, "critic_surprise"),
     ({"wm_horizon": 0}, "wm_horizon"),
     ({"wm_history": 0}, "wm_history"),
+    ({"quiet_envs": 1.0}, "quiet_envs"),
+    ({"quiet_envs": -0.1}, "quiet_envs"),
+    ({"quiet_std_scale": 0.0}, "quiet_std_scale"),
+    ({"quiet_std_scale": 1.0}, "quiet_std_scale"),
+    ({"guard_tolerance": 1.0}, "guard_tolerance"),
+    ({"guard_tolerance": -0.1}, "guard_tolerance"),
+    ({"guard_every": 0}, "guard_every"),
 ])
 def test_bad_choices_are_refused_with_the_field_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
