@@ -28,7 +28,8 @@ def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
 
 
 def sample_squashed(
-    mean: torch.Tensor, log_std: torch.Tensor, generator: torch.Generator | None = None
+    mean: torch.Tensor, log_std: torch.Tensor, generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``a = tanh(mean + exp(log_std) * eps)``.
 
@@ -36,6 +37,8 @@ def sample_squashed(
         mean: Gaussian mean, shape (..., A).
         log_std: log standard deviation, shape (A,) or broadcastable to ``mean``.
         generator: optional random generator for ``eps`` (must live on ``mean``'s device).
+        noise: optional ``eps`` itself, shape (..., A), standard normal in each element (e.g.
+            temporally correlated, see ``RolloutCollector``); then nothing is drawn.
 
     Returns:
         action: shape (..., A), in (-1, 1).
@@ -43,7 +46,10 @@ def sample_squashed(
     """
     mean = _at_least_float32(mean)
     log_std = _at_least_float32(log_std)
-    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    if noise is None:
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    else:
+        eps = noise.to(mean.dtype)
     raw_u = mean + log_std.exp() * eps
     return torch.tanh(raw_u), raw_u
 

@@ -37,6 +37,7 @@ class SquashedGaussianPolicy(nn.Module):
         deterministic: bool = False,
         generator: torch.Generator | None = None,
         log_std_offset: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, State]:
         """One control step for a batch of environments (call under ``torch.no_grad()`` when
         collecting).
@@ -49,6 +50,9 @@ class SquashedGaussianPolicy(nn.Module):
             generator: optional random generator for the sample.
             log_std_offset: optional shape (B,): added to the log std of each environment's
                 action distribution (its own noise level; see ``QuadlitModule``'s ``quiet_envs``).
+            noise: optional shape (B, A): the standard-normal draw to scale by the std instead of
+                a fresh one (temporally correlated noise; the log-probability is still the
+                per-step Gaussian's).
 
         Returns:
             action: shape (B, A), in (-1, 1).
@@ -64,7 +68,7 @@ class SquashedGaussianPolicy(nn.Module):
             raw_u = mean
             action = torch.tanh(raw_u)
         else:
-            action, raw_u = sample_squashed(mean, log_std, generator)
+            action, raw_u = sample_squashed(mean, log_std, generator, noise)
         log_prob = squashed_log_prob(raw_u, mean, log_std)
         return action, raw_u, log_prob, value, new_state
 

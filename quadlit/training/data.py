@@ -269,7 +269,8 @@ class RolloutDataModule(L.LightningDataModule):
         agent = self.trainer.lightning_module.rollout_policy()
         offsets = noise_offsets(self.collector.task.num_envs, agent.quiet_envs, agent.quiet_std_scale, agent.device)
         return self.collector.collect(agent.policy, agent.obs_norm, agent.device, agent.generator, critic=agent.critic,
-                                      world_model=agent.world_model, log_std_offset=offsets)
+                                      world_model=agent.world_model, log_std_offset=offsets,
+                                      noise_correlation=agent.noise_correlation)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_RolloutStream(self, self.iterations_per_epoch), batch_size=None,

@@ -71,6 +71,7 @@ class RolloutPolicy(NamedTuple):
     world_model: torch.nn.Module | None = None  # its surprise is a critic input (model.critic_surprise)
     quiet_envs: float = 0.0  # share of environments acting with quieter noise (model.quiet_envs)
     quiet_std_scale: float = 1.0  # their std as a multiple of the policy's
+    noise_correlation: float = 0.0  # the exploration noise's step-to-step correlation (model.noise_correlation)
 
 
 class QuadlitModule(L.LightningModule):
@@ -107,6 +108,11 @@ class QuadlitModule(L.LightningModule):
             what the noise may otherwise do for it. Their samples enter the PPO loss with their
             own std; the KL of the adaptive learning rate is read from the other environments.
         quiet_std_scale: the quiet environments' std as a multiple of the policy's, in (0, 1).
+        noise_correlation: c in [0, 1): the exploration noise of each environment is temporally
+            correlated, ``eps_t = c eps_(t-1) + sqrt(1 - c^2) xi_t`` (restarted at each episode),
+            so every step's noise keeps the policy's std but persists for about ``1 / (1 - c)``
+            control steps and jitters less from step to step; the PPO ratio uses the per-step
+            Gaussian. 0: white noise (a fresh draw every step).
         policy_average: null: the trained policy is the one evaluated and deployed. A decay d in
             [0, 1): an exponential moving average of the policy's weights (after every update
             ``avg = d * avg + (1 - d) * policy``) is the deployed policy: evaluations, checkpoints'
@@ -183,6 +189,7 @@ class QuadlitModule(L.LightningModule):
         log_std_decay_steps: int = 1_000_000,
         quiet_envs: float = 0.0,
         quiet_std_scale: float = 0.25,
+        noise_correlation: float = 0.0,
         policy_average: float | None = None,
         policy_average_warmup: float = 10.0,
         guard_tolerance: float | None = None,
@@ -253,6 +260,7 @@ class QuadlitModule(L.LightningModule):
                              f"(got critic {critic}, wm_updates {wm_updates}, wm_history {wm_history})")
         _check_range("quiet_envs", quiet_envs, 0.0, 1.0, hi_open=True)
         _check_range("quiet_std_scale", quiet_std_scale, 0.0, 1.0, lo_open=True, hi_open=True)
+        _check_range("noise_correlation", noise_correlation, 0.0, 1.0, hi_open=True)
         if policy_average is not None:
             _check_range("policy_average", policy_average, 0.0, 1.0, hi_open=True)
         if guard_tolerance is not None:
@@ -441,7 +449,7 @@ class QuadlitModule(L.LightningModule):
         """Hook for the data module: the current networks that collect the next rollout."""
         return RolloutPolicy(self.policy, self.obs_norm, self.critic, self.device, self.action_generator,
                              self.world_model if self.hparams.critic_surprise else None,
-                             self.hparams.quiet_envs, self.hparams.quiet_std_scale)
+                             self.hparams.quiet_envs, self.hparams.quiet_std_scale, self.hparams.noise_correlation)
 
     # ----------------------------------------------------------------------------- training
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:

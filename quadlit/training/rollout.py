@@ -135,6 +135,7 @@ class RolloutCollector:
         self.episode_start = np.ones(task.num_envs, dtype=bool)
         self.lstm_state: LSTMState | None = None  # rows-first (N, H) on CPU between rollouts
         self.surprise: np.ndarray | None = None  # (N, O) the world model's latest error, when collected with one
+        self.noise: np.ndarray | None = None  # (N, A) the latest correlated exploration draw, when collected with one
         self._warned_nonfinite_actions = False
 
     def reset(self, seed: int) -> None:
@@ -142,12 +143,13 @@ class RolloutCollector:
         self.episode_start[:] = True
         self.lstm_state = None
         self.surprise = None
+        self.noise = None
 
     @torch.no_grad()
     def collect(self, policy: torch.nn.Module, obs_norm: RunningNorm, device: torch.device,
                 generator: torch.Generator | None = None, critic: torch.nn.Module | None = None,
                 world_model: torch.nn.Module | None = None,
-                log_std_offset: torch.Tensor | None = None) -> Rollout:
+                log_std_offset: torch.Tensor | None = None, noise_correlation: float = 0.0) -> Rollout:
         """Run ``rollout_steps`` control steps with ``policy`` on ``device``.
 
         The policy must provide ``initial_state(B, device)`` and
@@ -161,7 +163,16 @@ class RolloutCollector:
         episode's first step), appended after the privileged observation. ``log_std_offset``
         (N,) is added to each environment's log std when its actions are drawn (see
         ``noise_offsets``) and is kept in the rollout for the update.
+
+        ``noise_correlation`` c in [0, 1): the standard-normal draw each environment's action adds
+        (times the std) follows ``eps_t = c eps_(t-1) + sqrt(1 - c^2) xi_t`` (``xi_t`` a fresh
+        draw from ``generator``), restarted as ``eps = xi`` at an episode's first step and carried
+        across rollouts (and checkpoints): every step's noise is still N(0, 1), but it persists
+        for about 1 / (1 - c) steps. The log-probabilities are the per-step Gaussian's. 0: white
+        noise, a fresh draw every step (the policy draws it itself).
         """
+        if not 0.0 <= noise_correlation < 1.0:
+            raise ValueError(f"noise_correlation must be in [0, 1), got {noise_correlation}")
         if self.obs is None:
             raise RuntimeError("RolloutCollector.reset(seed) must be called before collect()")
         start = time.perf_counter()
@@ -212,11 +223,21 @@ class RolloutCollector:
 
         obs_t = torch.from_numpy(self.obs).to(device)
         noise = {} if log_std_offset is None else {"log_std_offset": log_std_offset}
+        correlated = noise_correlation > 0.0
+        if correlated:
+            carried = self.noise is not None and self.noise.shape == (N, spec.action_dim)
+            eps = (torch.from_numpy(self.noise).to(device) if carried
+                   else torch.zeros((N, spec.action_dim), dtype=torch.float32, device=device))
+            fresh_share = math.sqrt(1.0 - noise_correlation ** 2)
         for t in range(T):
             start_t = torch.from_numpy(self.episode_start).to(device=device, dtype=torch.float32)
             obs_buf[t] = obs_t
             start_buf[t] = start_t
             policy_obs_buf[t] = obs_norm(obs_t)
+            if correlated:
+                xi = torch.randn((N, spec.action_dim), generator=generator, device=device, dtype=torch.float32)
+                eps = torch.where(start_t[:, None] > 0, xi, noise_correlation * eps + fresh_share * xi)
+                noise["noise"] = eps
             action, raw, logp, value, state = policy.act(
                 policy_obs_buf[t], state, start_t, deterministic=False, generator=generator, **noise)
             if critic is not None:
@@ -270,6 +291,8 @@ class RolloutCollector:
         self.lstm_state = tuple(s.cpu() for s in state_rows(state))  # type: ignore[assignment]
         if surprise is not None:
             self.surprise = surprise.cpu().numpy().copy()
+        if correlated:
+            self.noise = eps.cpu().numpy().copy()
         num_nonfinite_actions = int(nonfinite_actions)
         if num_nonfinite_actions and not self._warned_nonfinite_actions:
             self._warned_nonfinite_actions = True
@@ -297,6 +320,7 @@ class RolloutCollector:
             "episode_start": self.episode_start.copy(),
             "lstm_state": None if self.lstm_state is None else tuple(s.clone() for s in self.lstm_state),
             "surprise": None if self.surprise is None else self.surprise.copy(),
+            "noise": None if self.noise is None else self.noise.copy(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -307,6 +331,8 @@ class RolloutCollector:
         self.lstm_state = None if ls is None else tuple(torch.as_tensor(s) for s in ls)  # type: ignore[assignment]
         surprise = state.get("surprise")  # absent in checkpoints of runs without it
         self.surprise = None if surprise is None else np.array(surprise, dtype=np.float32)
+        noise = state.get("noise")  # absent in checkpoints of runs without correlated noise
+        self.noise = None if noise is None else np.array(noise, dtype=np.float32)
 
 
 def noise_offsets(num_envs: int, share: float, std_scale: float, device: torch.device) -> torch.Tensor | None:
