@@ -113,6 +113,8 @@ class QuadlitModule(L.LightningModule):
             so every step's noise keeps the policy's std but persists for about ``1 / (1 - c)``
             control steps and jitters less from step to step; the PPO ratio uses the per-step
             Gaussian. 0: white noise (a fresh draw every step).
+        noise_correlation_from: env-steps of white noise before ``noise_correlation`` applies (to
+            the rollouts collected from then on; 0: from the start).
         policy_average: null: the trained policy is the one evaluated and deployed. A decay d in
             [0, 1): an exponential moving average of the policy's weights (after every update
             ``avg = d * avg + (1 - d) * policy``) is the deployed policy: evaluations, checkpoints'
@@ -190,6 +192,7 @@ class QuadlitModule(L.LightningModule):
         quiet_envs: float = 0.0,
         quiet_std_scale: float = 0.25,
         noise_correlation: float = 0.0,
+        noise_correlation_from: int = 0,
         policy_average: float | None = None,
         policy_average_warmup: float = 10.0,
         guard_tolerance: float | None = None,
@@ -261,6 +264,8 @@ class QuadlitModule(L.LightningModule):
         _check_range("quiet_envs", quiet_envs, 0.0, 1.0, hi_open=True)
         _check_range("quiet_std_scale", quiet_std_scale, 0.0, 1.0, lo_open=True, hi_open=True)
         _check_range("noise_correlation", noise_correlation, 0.0, 1.0, hi_open=True)
+        if not isinstance(noise_correlation_from, int) or noise_correlation_from < 0:
+            raise ValueError(f"model.noise_correlation_from must be an integer >= 0, got {noise_correlation_from!r}")
         if policy_average is not None:
             _check_range("policy_average", policy_average, 0.0, 1.0, hi_open=True)
         if guard_tolerance is not None:
@@ -334,6 +339,11 @@ class QuadlitModule(L.LightningModule):
             return None
         frac = min(1.0, env_steps / hp.log_std_decay_steps)
         return hp.init_log_std + (hp.final_log_std - hp.init_log_std) * frac
+
+    def scheduled_noise_correlation(self, env_steps: int) -> float:
+        """The exploration noise's step-to-step correlation for a rollout collected after ``env_steps``."""
+        hp = self.hparams
+        return hp.noise_correlation if env_steps >= hp.noise_correlation_from else 0.0
 
     def scheduled_desired_kl(self, env_steps: int) -> float | None:
         """The KL target after ``env_steps`` (None when the learning rate is fixed)."""
@@ -449,7 +459,8 @@ class QuadlitModule(L.LightningModule):
         """Hook for the data module: the current networks that collect the next rollout."""
         return RolloutPolicy(self.policy, self.obs_norm, self.critic, self.device, self.action_generator,
                              self.world_model if self.hparams.critic_surprise else None,
-                             self.hparams.quiet_envs, self.hparams.quiet_std_scale, self.hparams.noise_correlation)
+                             self.hparams.quiet_envs, self.hparams.quiet_std_scale,
+                             self.scheduled_noise_correlation(int(self.env_steps)))
 
     # ----------------------------------------------------------------------------- training
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:

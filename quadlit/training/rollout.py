@@ -166,7 +166,8 @@ class RolloutCollector:
 
         ``noise_correlation`` c in [0, 1): the standard-normal draw each environment's action adds
         (times the std) follows ``eps_t = c eps_(t-1) + sqrt(1 - c^2) xi_t`` (``xi_t`` a fresh
-        draw from ``generator``), restarted as ``eps = xi`` at an episode's first step and carried
+        draw from ``generator``), restarted as ``eps = xi`` at an episode's first step (and in every
+        environment at the first step of a collection that has no noise to carry) and carried
         across rollouts (and checkpoints): every step's noise is still N(0, 1), but it persists
         for about 1 / (1 - c) steps. The log-probabilities are the per-step Gaussian's. 0: white
         noise, a fresh draw every step (the policy draws it itself).
@@ -236,7 +237,8 @@ class RolloutCollector:
             policy_obs_buf[t] = obs_norm(obs_t)
             if correlated:
                 xi = torch.randn((N, spec.action_dim), generator=generator, device=device, dtype=torch.float32)
-                eps = torch.where(start_t[:, None] > 0, xi, noise_correlation * eps + fresh_share * xi)
+                restart = start_t[:, None] > 0 if carried or t > 0 else torch.ones_like(start_t[:, None], dtype=torch.bool)
+                eps = torch.where(restart, xi, noise_correlation * eps + fresh_share * xi)
                 noise["noise"] = eps
             action, raw, logp, value, state = policy.act(
                 policy_obs_buf[t], state, start_t, deterministic=False, generator=generator, **noise)

@@ -124,3 +124,28 @@ def test_a_run_with_correlated_noise_collects_and_trains_with_it(tmp_path, monke
     residual = eps[0][cont] - 0.9 * torch.from_numpy(before)[cont]
     assert float(residual.abs().max()) < 0.44 * 5
     assert float((eps[0][cont] - torch.from_numpy(before)[cont]).square().mean()) < 0.5
+
+
+def test_noise_switched_on_mid_run_starts_standard_normal_in_every_environment():
+    policy, norm, cpu = _policy(), RunningNorm(7), torch.device("cpu")
+    collector = _collector(6, 10, max_steps=50)
+    gen = torch.Generator().manual_seed(7)
+    collector.collect(policy, norm, cpu, gen)  # white noise: nothing to carry
+    assert collector.noise is None
+    expected_first = torch.randn((6, 3), generator=torch.Generator().manual_seed(0).set_state(gen.get_state()))
+    r = collector.collect(policy, norm, cpu, gen, noise_correlation=0.9)
+    assert not r.episode_start[0].any()  # mid-episode everywhere, yet a full draw, not 0.44 of one
+    torch.testing.assert_close(r.raw_action[0], expected_first, rtol=0, atol=0)
+
+
+def test_the_correlation_applies_from_its_env_step_on(tmp_path, monkeypatch):
+    from quadlit.cli import run_cli
+    from tests.tiny import REPO, TINY
+
+    monkeypatch.setattr(sys, "argv", ["quadlit"])
+    for start, carried in ((128, True), (10**6, False)):  # the tiny run has 256 env-steps
+        cli = run_cli(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.logger", "false",
+                       "--model.noise_correlation", "0.9", "--model.noise_correlation_from", str(start),
+                       "--trainer.default_root_dir", str(tmp_path / str(start))])
+        assert (cli.datamodule.collector.noise is not None) is carried
+        assert [cli.model.scheduled_noise_correlation(s) for s in (0, start - 1, start)] == [0.0, 0.0, 0.9]
