@@ -44,9 +44,41 @@ def test_designs_are_judged_on_the_same_windows(tiny_run, tmp_path, capsys):
     assert "world model 3x2" in printed and "copy-last" in printed
 
 
+def test_the_options_are_judged_and_a_classifier_twice(tiny_run, tmp_path, capsys):
+    from quadlit.bench.world_model import main
+
+    out = tmp_path / "wm.json"
+    # reach has no contact flags: its one stamina slot stands in for the classified group
+    assert main(["--ckpt_path", str(tiny_run), "--variants", "2x1", "2x1+c", "2x1+rc", "--steps", "4", "--batch",
+                 "64", "--rollouts", "2", "--envs", "4", "--rollout-steps", "8", "--eval-envs", "4",
+                 "--contact-group", "stamina", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["variants"]) == {"run", "2x1", "2x1+c", "2x1+c threshold", "2x1+rc", "2x1+rc threshold"}
+    for name, row in result["variants"].items():
+        assert set(row["groups"]) == {"goal_relative", "position", "stamina"}, name
+        assert all(len(v) == 4 and v == v for v in row["groups"].values()), name
+    # the same weights judged twice: only the classified slot can differ
+    c, t = result["variants"]["2x1+c"]["groups"], result["variants"]["2x1+c threshold"]["groups"]
+    assert c["position"] == t["position"] and c["goal_relative"] == t["goal_relative"]
+    assert set(result["groups"]) == {"copy_last", "linear"} and len(result["groups"]["copy_last"]["stamina"]) == 4
+    assert "2x1+rc threshold" in capsys.readouterr().out
+
+
+def test_variants_parse_with_and_without_options():
+    from quadlit.bench.world_model import Variant, _variant
+
+    assert _variant("8x4") == Variant("8x4", 8, 4)
+    assert _variant("8x1+c") == Variant("8x1+c", 8, 1, contacts=True)
+    assert _variant("8x1+rc") == Variant("8x1+rc", 8, 1, contacts=True, residual=True)
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["--variants", "8"], "HORIZONxHISTORY"),
     (["--variants", "0x1"], "HORIZONxHISTORY"),
+    (["--variants", "8x1+"], "HORIZONxHISTORY"),
+    (["--variants", "8x1+x"], "HORIZONxHISTORY"),
+    (["--variants", "8x1+cc"], "HORIZONxHISTORY"),
+    (["--variants", "8x1+c"], "--contact-group 'foot_contact'"),
     (["--steps", "0"], "--steps"),
     (["--eval-envs", "1"], "--eval-envs"),
 ])

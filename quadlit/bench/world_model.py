@@ -4,7 +4,10 @@
         [--variants 1x1 8x1 8x4] [--steps 600] [--rollouts 24] [--out results.json]
 
 A variant ``HxK`` is a world model trained with H-step open-loop unrolls (``model.wm_horizon``)
-and an encoder that sees the last K observations (``model.wm_history``). Every variant is trained
+and an encoder that sees the last K observations (``model.wm_history``); ``HxK+c`` predicts the
+contact slots (the observation group ``--contact-group``) with a classifier, ``HxK+r`` the change
+of the observation in observation space, ``HxK+rc`` both (``WorldModel``'s options). A ``+c``
+model is judged twice, its contacts as probabilities and thresholded (row ``... threshold``). Every variant is trained
 from the same initial weights' seed, for the same number of gradient steps, on the same data:
 ``--rollouts`` rollouts collected with the checkpoint's trained policy sampling its actions, on
 the task it trained on (``--envs`` environments, ``--rollout-steps`` steps each, as in training).
@@ -29,6 +32,7 @@ import json
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -36,18 +40,37 @@ import torch
 from quadlit.errors import ConfigError
 
 
-def _variant(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)x(\d+)", text)
-    if not match or int(match[1]) < 1 or int(match[2]) < 1:
-        raise argparse.ArgumentTypeError(f"a variant is HORIZONxHISTORY with both >= 1 (e.g. 8x4), got {text!r}")
-    return int(match[1]), int(match[2])
+@dataclass(frozen=True)
+class Variant:
+    """One design: ``HxK`` with optional options after a "+": ``c`` (the contact slots as a
+    classifier, ``WorldModel(contact_slots=...)``) and ``r`` (changes in observation space,
+    ``obs_residual``), e.g. ``8x1+rc``."""
+
+    name: str
+    horizon: int
+    history: int
+    contacts: bool = False
+    residual: bool = False
+
+
+def _variant(text: str) -> Variant:
+    match = re.fullmatch(r"(\d+)x(\d+)(?:\+([a-z]+))?", text)
+    flags = (match[3] or "") if match else ""
+    if (not match or int(match[1]) < 1 or int(match[2]) < 1 or set(flags) - set("cr")
+            or len(set(flags)) != len(flags) or (match[3] is not None and not flags)):
+        raise argparse.ArgumentTypeError(f"a variant is HORIZONxHISTORY with both >= 1, optionally followed by +c "
+                                         f"(contact classifier) and/or +r (changes in observation space), e.g. 8x4 "
+                                         f"or 8x1+rc, got {text!r}")
+    return Variant(text, int(match[1]), int(match[2]), contacts="c" in flags, residual="r" in flags)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quadlit bench world-model", description=__doc__.split("\n")[0])
     p.add_argument("--ckpt_path", required=True, help="a checkpoint of a fit: its policy collects the data")
-    p.add_argument("--variants", nargs="+", type=_variant, default=[(1, 1), (8, 1), (8, 4)],
-                   help="HORIZONxHISTORY of each world model trained (default: 1x1 8x1 8x4)")
+    p.add_argument("--variants", nargs="+", type=_variant, default=[_variant(v) for v in ("1x1", "8x1", "8x4")],
+                   help="HORIZONxHISTORY[+c][+r] of each world model trained (default: 1x1 8x1 8x4)")
+    p.add_argument("--contact-group", default="foot_contact",
+                   help="the observation group of 0/1 slots a +c variant classifies (default foot_contact)")
     p.add_argument("--steps", type=int, default=600, help="gradient steps per variant (default 600)")
     p.add_argument("--batch", type=int, default=4096, help="predicted transitions per step (default 4096)")
     p.add_argument("--rollouts", type=int, default=24, help="rollouts of training data (default 24)")
@@ -80,11 +103,32 @@ def _collect(run, args) -> list:
     return rollouts
 
 
-def _train(spec, hp: dict, horizon: int, history: int, rollouts: list, args):
+def _contact_slots(spec, group: str) -> tuple[int, ...]:
+    start = 0
+    for name, length in spec.obs_segments:
+        if name == group:
+            return tuple(range(start, start + length))
+        start += length
+    raise ConfigError(f"quadlit bench world-model: a +c variant needs the observation group --contact-group "
+                      f"{group!r}, which this task has not (it has {[name for name, _ in spec.obs_segments]})")
+
+
+def _train(spec, hp: dict, variant: Variant, rollouts: list, args, obs_norm):
     from quadlit.models.world_model import WorldModel, sample_sequences
 
+    horizon, history = variant.horizon, variant.history
     torch.manual_seed(args.seed)
-    model = WorldModel(spec.obs_dim, spec.action_dim, latent_dim=hp.get("wm_latent_dim", 128), history=history)
+    options = {}
+    if variant.contacts:
+        options["contact_slots"] = _contact_slots(spec, args.contact_group)
+    if variant.residual:
+        options["obs_residual"] = True
+    model = WorldModel(spec.obs_dim, spec.action_dim, latent_dim=hp.get("wm_latent_dim", 128), history=history,
+                       **options)
+    if variant.contacts:  # the normalised values of "no contact" (0) and "contact" (1)
+        slots = list(model.contact_slots)
+        levels = obs_norm(torch.stack([torch.zeros(spec.obs_dim), torch.ones(spec.obs_dim)]))[:, slots]
+        model.set_contact_levels(levels[0], levels[1])
     opt = torch.optim.Adam(model.parameters(), lr=hp.get("wm_lr", 1e-3))
     gen = torch.Generator().manual_seed(args.seed + 1)
     count = max(1, args.batch // horizon)
@@ -99,7 +143,7 @@ def _train(spec, hp: dict, horizon: int, history: int, rollouts: list, args):
         opt.step()
         last = {k: float(v.detach()) for k, v in losses.items()}
         if (step + 1) % 50 == 0 or step + 1 == args.steps:
-            print(f"\r  {horizon}x{history}: step {step + 1}/{args.steps}, loss {last['total']:.4f}",
+            print(f"\r  {variant.name}: step {step + 1}/{args.steps}, loss {last['total']:.4f}",
                   end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return model.eval(), (time.perf_counter() - start) / args.steps, last
@@ -120,9 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     run = load_run(args.ckpt_path)
     spec = task_spec(run.task_name, run.task_params)
     hp = dict(run.module.hparams)
-    for horizon, history in args.variants:
-        if history > args.rollout_steps:
-            raise ConfigError(f"quadlit bench world-model: history {history} needs --rollout-steps >= {history}")
+    for variant in args.variants:
+        if variant.history > args.rollout_steps:
+            raise ConfigError(f"quadlit bench world-model: history {variant.history} needs --rollout-steps >= "
+                              f"{variant.history}")
+        if variant.contacts:
+            _contact_slots(spec, args.contact_group)
     torch.manual_seed(args.seed)
     with torch.no_grad():
         rollouts = _collect(run, args)
@@ -139,26 +186,40 @@ def main(argv: list[str] | None = None) -> int:
                "transitions": args.rollouts * args.envs * args.rollout_steps, "variants": {}}
     base = judge(run.module.world_model)
     results["copy_last"], results["linear"] = list(base.overall["copy_last"]), list(base.overall["linear"])
+    results["groups"] = {name: {g: list(v) for g, v in base.by_group[name].items()} for name in ("copy_last", "linear")}
     results["variants"]["run"] = {"error": list(base.overall["world_model"]), "seconds_per_step": None,
-                                  "groups_h1": {g: v[0] for g, v in base.by_group["world_model"].items()}}
-    for horizon, history in args.variants:
-        model, seconds, last = _train(spec, hp, horizon, history, rollouts, args)
-        errors = judge(model)
-        results["variants"][f"{horizon}x{history}"] = {
-            "error": list(errors.overall["world_model"]), "seconds_per_step": seconds, "final_losses": last,
-            "groups_h1": {g: v[0] for g, v in errors.by_group["world_model"].items()},
-            "groups_h10": {g: v[HORIZONS.index(10)] for g, v in errors.by_group["world_model"].items()}}
+                                  "groups_h1": {g: v[0] for g, v in base.by_group["world_model"].items()},
+                                  "groups": {g: list(v) for g, v in base.by_group["world_model"].items()}}
+    for variant in args.variants:
+        model, seconds, last = _train(spec, hp, variant, rollouts, args, run.module.obs_norm)
+        outputs = ("probability", "threshold") if variant.contacts else (None,)
+        for output in outputs:
+            if output is not None:
+                model.contact_output = output
+            errors = judge(model)
+            name = variant.name + (" threshold" if output == "threshold" else "")
+            results["variants"][name] = {
+                "error": list(errors.overall["world_model"]), "seconds_per_step": seconds, "final_losses": last,
+                "groups_h1": {g: v[0] for g, v in errors.by_group["world_model"].items()},
+                "groups_h10": {g: v[HORIZONS.index(10)] for g, v in errors.by_group["world_model"].items()},
+                "groups": {g: list(v) for g, v in errors.by_group["world_model"].items()}}
 
     cells = "".join(f"{'h' + str(k):>8}" for k in HORIZONS)
     print(f"\nopen-loop error (windows without a push; std of each slot), {results['transitions']} training "
           f"transitions, {args.steps} steps of {args.batch}:")
-    print(f"  {'predictor':<22}{cells}   s/step")
+    print(f"  {'predictor':<30}{cells}   s/step")
     for name, row in results["variants"].items():
         label = "the run's world model" if name == "run" else f"world model {name}"
         sec = "" if row["seconds_per_step"] is None else f"   {row['seconds_per_step']:.3f}"
-        print(f"  {label:<22}" + "".join(f"{v:>8.3f}" for v in row["error"]) + sec)
+        print(f"  {label:<30}" + "".join(f"{v:>8.3f}" for v in row["error"]) + sec)
     for name in ("copy_last", "linear"):
-        print(f"  {name.replace('_', '-'):<22}" + "".join(f"{v:>8.3f}" for v in results[name]))
+        print(f"  {name.replace('_', '-'):<30}" + "".join(f"{v:>8.3f}" for v in results[name]))
+    rows = [(name, row["groups"]) for name, row in results["variants"].items()]
+    rows += [(name.replace("_", "-"), results["groups"][name]) for name in ("copy_last", "linear")]
+    for group in results["groups"]["copy_last"]:
+        print(f"  {group}:")
+        for label, groups in rows:
+            print(f"    {label:<26}" + "".join(f"{v:>8.3f}" for v in groups[group]))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
         print(f"wrote {args.out}")

@@ -14,6 +14,17 @@ Memory: with ``history`` h > 1 the encoder sees the last h observations and the 
 between them (``history_inputs``), so it can infer what one observation hides (the friction,
 added mass and motor strength drawn per episode; accelerations).
 
+Two options, both off by default (off, every prediction and loss is what it always was):
+
+- ``contact_slots``: slots that are 0/1 flags (a foot's contact). The decoder's outputs there
+  are logits, trained with binary cross-entropy; ``decode`` maps them onto the slot's two levels
+  (``set_contact_levels``: the normalised values of 0 and 1), as the probability
+  (``contact_output="probability"``) or as the nearer level (``"threshold"``).
+- ``obs_residual``: the open-loop state is the observation beside the latent,
+  s = [obs, z], and a step adds a decoded change to the observation: obs' = obs + decoder(z'),
+  z' = z + f(z, a). The start is never squeezed through the latent; what does not change is
+  copied exactly. Contact slots (with ``contact_slots``) are classified from z', not accumulated.
+
 Training: ``losses`` is the one-step objective; ``sequence_losses`` unrolls the dynamics open loop
 for H steps along the actions taken (``sample_sequences`` draws them from a rollout) and judges
 every step's decoded prediction against the real observation, so the model is trained on its own
@@ -26,6 +37,7 @@ F = the encoder's input (O when history is 1).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -53,12 +65,20 @@ class WorldModel(nn.Module):
         hidden: width of the hidden layers of every MLP.
         history: observations the encoder sees (1: the current one only; h: the last h and the
             h - 1 actions between them, see ``history_inputs``).
+        contact_slots: observation slots that are 0/1 flags, predicted by a classifier (empty:
+            none; every slot is regressed).
+        contact_output: how ``decode`` turns a contact logit into the slot's value:
+            "probability" (low + p (high - low)) or "threshold" (the nearer level).
+        obs_residual: carry the observation in the open-loop state and predict its change
+            (obs' = obs + delta) instead of decoding it whole from the latent.
     """
 
     LOSS_TERMS = ("reconstruction", "dynamics", "reward", "done")
+    CONTACT_OUTPUTS = ("probability", "threshold")
 
     def __init__(self, obs_dim: int, action_dim: int, latent_dim: int = 128, hidden: int = 128,
-                 history: int = 1) -> None:
+                 history: int = 1, *, contact_slots: Sequence[int] = (), contact_output: str = "probability",
+                 obs_residual: bool = False) -> None:
         super().__init__()
         sizes = {"obs_dim": obs_dim, "action_dim": action_dim, "latent_dim": latent_dim, "hidden": hidden,
                  "history": history}
@@ -78,15 +98,103 @@ class WorldModel(nn.Module):
         # The residual starts near the identity: the first prediction is "nothing changes".
         nn.init.zeros_(self.dynamics[-1].weight)
         nn.init.zeros_(self.dynamics[-1].bias)
+        if not isinstance(obs_residual, bool):
+            raise ValueError(f"obs_residual must be True or False, got {obs_residual!r}")
+        self.obs_residual = obs_residual
+        if obs_residual:  # the first change predicted is none: the first prediction is copy-last
+            nn.init.zeros_(self.decoder[-1].weight)
+            nn.init.zeros_(self.decoder[-1].bias)
+        slots = list(contact_slots)
+        if (any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < obs_dim for i in slots)
+                or len(set(slots)) != len(slots)):
+            raise ValueError(f"contact_slots must be distinct integers in 0..{obs_dim - 1}, got {tuple(contact_slots)!r}")
+        self.contact_slots = tuple(slots)
+        self.contact_output = contact_output  # checked by the property's setter
+        if slots:
+            mask = torch.zeros(obs_dim, dtype=torch.bool)
+            mask[slots] = True
+            self.register_buffer("contact_index", torch.tensor(slots), persistent=False)
+            self.register_buffer("contact_mask", mask, persistent=False)
+            self.register_buffer("contact_low", torch.zeros(len(slots)))
+            self.register_buffer("contact_high", torch.ones(len(slots)))
+
+    @property
+    def contact_output(self) -> str:
+        return self._contact_output
+
+    @contact_output.setter
+    def contact_output(self, value: str) -> None:
+        if value not in self.CONTACT_OUTPUTS:
+            raise ValueError(f"contact_output must be one of {self.CONTACT_OUTPUTS}, got {value!r}")
+        self._contact_output = value
+
+    @property
+    def plain(self) -> bool:
+        """Neither option is on: the model of every earlier measurement."""
+        return not self.contact_slots and not self.obs_residual
+
+    def set_contact_levels(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        """The values the contact slots take for "no contact" and "contact", in the units the model
+        works in (normalised: the normaliser applied to 0 and to 1). Shapes: (C,), low < high."""
+        if not self.contact_slots:
+            raise ValueError("set_contact_levels: this world model has no contact_slots")
+        low, high = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
+        count = len(self.contact_slots)
+        if tuple(low.shape) != (count,) or tuple(high.shape) != (count,):
+            raise ValueError(f"contact levels must have shape ({count},), got {tuple(low.shape)} and {tuple(high.shape)}")
+        if not (torch.isfinite(low).all() and torch.isfinite(high).all() and (low < high).all()):
+            raise ValueError(f"contact levels must be finite with low < high, got {low.tolist()} and {high.tolist()}")
+        self.contact_low.copy_(low)
+        self.contact_high.copy_(high)
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         """Shape: inputs (..., F) -> z (..., L); F = O (the observation) when history is 1, else
-        what ``history_inputs`` gives."""
-        return self.encoder(inputs)
+        what ``history_inputs`` gives. With ``obs_residual`` the state is [obs, z], (..., O + L),
+        obs the latest observation of the inputs."""
+        latent = self.encoder(inputs)
+        if not self.obs_residual:
+            return latent
+        latest = inputs[..., (self.history - 1) * self.obs_dim: self.history * self.obs_dim]
+        return torch.cat([latest, latent], dim=-1)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Shape: z (..., L) -> obs (..., O)."""
-        return self.decoder(latent)
+        """Shape: z (..., L) -> obs (..., O) (the state (..., O + L) with ``obs_residual``)."""
+        raw = self.decode_raw(latent)
+        return raw if not self.contact_slots else self._contact_values(raw)
+
+    def decode_raw(self, latent: torch.Tensor) -> torch.Tensor:
+        """What the losses judge: ``decode`` with the contact slots left as logits. Shape as ``decode``."""
+        if not self.obs_residual:
+            return self.decoder(latent)
+        obs, z = latent[..., :self.obs_dim], latent[..., self.obs_dim:]
+        if not self.contact_slots:
+            return obs
+        return torch.where(self.contact_mask, self.decoder(z), obs)
+
+    def _contact_values(self, raw: torch.Tensor) -> torch.Tensor:
+        """Contact logits (at ``contact_slots`` of raw (..., O)) -> the slots' levels."""
+        logits = raw[..., self.contact_index]
+        if self.contact_output == "probability":
+            p = torch.sigmoid(logits)
+        else:
+            p = (logits > 0).to(logits.dtype)
+        low, high = self.contact_low.to(raw.dtype), self.contact_high.to(raw.dtype)
+        out = raw.clone()
+        out[..., self.contact_index] = low + p * (high - low)
+        return out
+
+    def _slot_errors(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of each prediction, a mean over its slots: squared error, binary
+        cross-entropy at the contact slots (the target counts as contact above the midpoint of the
+        two levels). Shapes: raw, target (..., O) -> (...,), float32."""
+        raw, target = _wide(raw), _wide(target)
+        errors = (raw - target).square()
+        if self.contact_slots:
+            touching = (target[..., self.contact_index] > (self.contact_low + self.contact_high) / 2).to(raw.dtype)
+            bce = F.binary_cross_entropy_with_logits(raw[..., self.contact_index], touching, reduction="none")
+            errors = errors.clone()
+            errors[..., self.contact_index] = bce
+        return errors.mean(-1)
 
     def step_latent(
         self, latent: torch.Tensor, action: torch.Tensor
@@ -94,17 +202,25 @@ class WorldModel(nn.Module):
         """One imagined step.
 
         Args:
-            latent: z, shape (..., L).
+            latent: z, shape (..., L) (the state [obs, z], (..., O + L), with ``obs_residual``).
             action: shape (..., A).
 
         Returns:
-            next_latent: z', shape (..., L).
+            next_latent: z', shape (..., L) (the next state [obs', z'] with ``obs_residual``).
             reward: predicted reward, shape (...,).
             done_logit: logit of the termination probability (sigmoid gives it), shape (...,).
         """
+        if self.obs_residual:
+            obs, latent = latent[..., :self.obs_dim], latent[..., self.obs_dim:]
         next_latent = latent + self.dynamics(torch.cat([latent, action], dim=-1))
         head_input = torch.cat([next_latent, action], dim=-1)
-        return next_latent, self.reward_head(head_input).squeeze(-1), self.done_head(head_input).squeeze(-1)
+        reward, done_logit = self.reward_head(head_input).squeeze(-1), self.done_head(head_input).squeeze(-1)
+        if not self.obs_residual:
+            return next_latent, reward, done_logit
+        delta = self.decoder(next_latent)
+        if self.contact_slots:  # classified from z' (decode_raw), never accumulated
+            delta = delta.masked_fill(self.contact_mask, 0.0)
+        return torch.cat([obs + delta, next_latent], dim=-1), reward, done_logit
 
     def predict(
         self, obs: torch.Tensor, action: torch.Tensor
@@ -136,7 +252,8 @@ class WorldModel(nn.Module):
 
         Returns:
             scalar float32 tensors: "reconstruction" (MSE of decode(encode(obs)) vs obs),
-            "dynamics" (MSE of decode(z') vs next_obs), "reward" (MSE), "done" (binary cross
+            "dynamics" (MSE of decode(z') vs next_obs; with ``contact_slots`` the contact slots'
+            terms of both are binary cross-entropies, see ``_slot_errors``), "reward" (MSE), "done" (binary cross
             entropy with logits) and "total" (their sum).
         """
         if self.history != 1:
@@ -157,9 +274,15 @@ class WorldModel(nn.Module):
         latent = self.encode(obs)
         next_latent, reward_pred, done_logit = self.step_latent(latent, action)
         done_logit = _wide(done_logit)
+        if self.plain:
+            reconstruction = F.mse_loss(_wide(self.decode(latent)), _wide(obs))
+            dynamics = F.mse_loss(_wide(self.decode(next_latent)), _wide(next_obs))
+        else:
+            reconstruction = self._slot_errors(self.decode_raw(latent), obs).mean()
+            dynamics = self._slot_errors(self.decode_raw(next_latent), next_obs).mean()
         terms = {
-            "reconstruction": F.mse_loss(_wide(self.decode(latent)), _wide(obs)),
-            "dynamics": F.mse_loss(_wide(self.decode(next_latent)), _wide(next_obs)),
+            "reconstruction": reconstruction,
+            "dynamics": dynamics,
             "reward": F.mse_loss(_wide(reward_pred), _wide(reward)),
             "done": F.binary_cross_entropy_with_logits(done_logit, done.to(done_logit.dtype)),
         }
@@ -182,12 +305,18 @@ class WorldModel(nn.Module):
         """
         batch.check(self.input_dim, self.obs_dim, self.action_dim)
         latent = self.encode(batch.inputs)
-        reconstruction = F.mse_loss(_wide(self.decode(latent)), _wide(batch.obs))
+        if self.plain:
+            reconstruction = F.mse_loss(_wide(self.decode(latent)), _wide(batch.obs))
+        else:
+            reconstruction = self._slot_errors(self.decode_raw(latent), batch.obs).mean()
         valid = batch.valid.float()
         squared, reward_sq, done_bce = [], [], []
         for k in range(batch.action.shape[1]):
             latent, reward_pred, done_logit = self.step_latent(latent, batch.action[:, k])
-            squared.append((_wide(self.decode(latent)) - _wide(batch.target[:, k])).square().mean(-1))
+            if self.plain:
+                squared.append((_wide(self.decode(latent)) - _wide(batch.target[:, k])).square().mean(-1))
+            else:
+                squared.append(self._slot_errors(self.decode_raw(latent), batch.target[:, k]))
             reward_sq.append((_wide(reward_pred) - _wide(batch.reward[:, k])).square())
             done_logit = _wide(done_logit)
             done_bce.append(F.binary_cross_entropy_with_logits(
