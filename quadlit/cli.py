@@ -32,7 +32,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from quadlit.errors import ConfigError, RunInterrupted, TrainingDiverged
-from quadlit.tasks import TASK_NAMES, require_guard, task_params_from_dict, task_spec
+from quadlit.tasks import TASK_NAMES, require_guard, require_mirror, task_params_from_dict, task_spec
 from quadlit.training.checkpoint import AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint, read_checkpoint
 from quadlit.training.data import RolloutDataModule
 from quadlit.training.module import QuadlitModule
@@ -252,15 +252,21 @@ class QuadlitCLI(LightningCLI):
                               f"give --untrained to evaluate newly initialised ones")
 
     def _check_guard(self) -> None:
-        """A deployment guard needs the task's guard episodes (``TaskDef.guard``): refused before
-        the run starts, not at the end of its first epoch."""
+        """Options that need something of the task: a deployment guard its guard episodes
+        (``TaskDef.guard``), a mirror loss its mirror (``TaskDef.mirror``): refused before the run
+        starts, not at the end of its first epoch or update."""
         _, cfg = self._subcommand_config()
-        if not cfg or cfg.get("model", {}).get("guard_tolerance") is None:
+        if not cfg:
             return
-        task = cfg.get("data", {}).get("task")
-        if task in TASK_NAMES:
+        model, task = cfg.get("model", {}), cfg.get("data", {}).get("task")
+        if task not in TASK_NAMES:
+            return
+        needs = ((model.get("guard_tolerance") is not None, require_guard),
+                 (bool(model.get("mirror_coef")), require_mirror))
+        for used, require in needs:
             try:
-                require_guard(task)
+                if used:
+                    require(task)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from exc
 

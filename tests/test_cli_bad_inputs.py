@@ -39,6 +39,10 @@ FIT_OPTIONS = [
     ("--model.guard_tolerance", "1", "model.guard_tolerance"),
     ("--model.guard_tolerance", "0.1", "has no guard evaluation"),  # the reach task has no guard episodes
     ("--model.guard_every", "0", "model.guard_every"),
+    ("--model.mirror_coef", "-1", "model.mirror_coef"),
+    ("--model.mirror_coef", "0.5", "has no mirror symmetry"),  # the reach task has no mirror
+    ("--model.mirror_envs", "0", "model.mirror_envs"),
+    ("--model.noise_correlation", "1", "model.noise_correlation"),
     ("--model.policy", "transformer", "model.policy"),
     ("--model.critic", "giant", "model.critic"),
     ("--model.mlp_hidden", "[]", "model.mlp_hidden"),

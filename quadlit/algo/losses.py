@@ -100,3 +100,27 @@ def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     if target_var == 0:
         return torch.full((), float("nan"), dtype=target.dtype, device=target.device)
     return 1.0 - (target - pred).var() / target_var
+
+
+def mirror_loss(policy: torch.nn.Module, obs: torch.Tensor, mirrored_obs: torch.Tensor, episode_start: torch.Tensor,
+                mirror_action) -> torch.Tensor:
+    """How far a policy is from mirror symmetry on a batch of sequences: the mean squared
+    difference between its action mean for the mirrored observations and the mirror image of its
+    action mean for the observations, both from a fresh recurrent state (a mirrored history
+    from the same zero state is what a symmetric policy must answer with the mirrored action).
+
+    Args:
+        policy: ``forward(obs, state, episode_start, need_state) -> (mean, value, state)`` and
+            ``initial_state(B, device)``.
+        obs, mirrored_obs: (T, B, O), as the policy reads them (normalised).
+        episode_start: (T, B).
+        mirror_action: (..., A) -> (..., A), the action's mirror (``Mirror.action``).
+
+    Returns:
+        scalar, float32 or wider; 0 for a symmetric policy. Gradients reach both passes.
+    """
+    state = policy.initial_state(obs.shape[1], obs.device)
+    mean = policy(obs, state, episode_start, need_state=False)[0]
+    mirrored_mean = policy(mirrored_obs, state, episode_start, need_state=False)[0]
+    wide = torch.float32 if mean.dtype in (torch.float16, torch.bfloat16) else mean.dtype
+    return (mirrored_mean.to(wide) - mirror_action(mean.to(wide))).square().mean()

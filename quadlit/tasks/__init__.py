@@ -13,7 +13,7 @@ from typing import Any, Callable
 from quadlit.envs.base import EnvSpec, VecTask
 from quadlit.envs.pool import ShardPool
 from quadlit.tasks import balance, reach
-from quadlit.tasks.registry import Evaluation, TaskDef
+from quadlit.tasks.registry import Evaluation, Mirror, TaskDef
 
 #: Every task by name.
 TASKS: dict[str, TaskDef] = {"reach": reach.TASK, "balance": balance.TASK}
@@ -51,6 +51,15 @@ def require_guard(name: str) -> Callable[[Any, int], Evaluation]:
         raise ValueError(f"model.guard_tolerance: task {name!r} has no guard evaluation (the balance task has one); "
                          f"leave model.guard_tolerance null")
     return guard
+
+
+def require_mirror(name: str) -> Mirror:
+    """Task ``name``'s mirror symmetry (``TaskDef.mirror``); a one-line ValueError where it has none."""
+    mirror = task_def(name).mirror
+    if mirror is None:
+        raise ValueError(f"model.mirror_coef: task {name!r} has no mirror symmetry (the balance task has one); "
+                         f"leave model.mirror_coef 0")
+    return mirror
 
 
 def guard_evaluation(name: str, params: Any, episodes: int) -> Evaluation:

@@ -52,6 +52,53 @@ def plain_evaluations(params: Any, episodes: int) -> tuple[Evaluation, ...]:
     return (Evaluation("", params, episodes),)
 
 
+class Mirror:
+    """A task's left-right mirror symmetry, as signed permutations of the observation and of the
+    action: ``mirrored[..., i] = sign[i] * x[..., perm[i]]``. For a robot that is its own mirror
+    image, a policy that is equally good for a state and its mirror image maps the mirrored
+    observation to the mirrored action.
+
+    Args:
+        obs_perm, obs_sign: (O,) each; action_perm, action_sign: (A,) each. Each must be an
+            involution (mirroring twice gives the input back); refused otherwise.
+    """
+
+    def __init__(self, obs_perm, obs_sign, action_perm, action_sign) -> None:
+        self.obs_perm, self.obs_sign = self._checked("observation", obs_perm, obs_sign)
+        self.action_perm, self.action_sign = self._checked("action", action_perm, action_sign)
+        self._torch: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    @staticmethod
+    def _checked(what: str, perm, sign) -> tuple[np.ndarray, np.ndarray]:
+        perm, sign = np.asarray(perm, dtype=np.int64), np.asarray(sign, dtype=np.float64)
+        n = perm.shape[0]
+        if (perm.shape != (n,) or sign.shape != (n,) or sorted(perm.tolist()) != list(range(n))
+                or not np.isin(sign, (-1.0, 1.0)).all()):
+            raise ValueError(f"a mirror's {what} map must be a permutation of 0..n-1 with signs +-1")
+        if not (np.array_equal(perm[perm], np.arange(n)) and np.array_equal(sign * sign[perm], np.ones(n))):
+            raise ValueError(f"a mirror's {what} map must be an involution (mirroring twice gives the input back)")
+        return perm, sign
+
+    def obs(self, x):
+        """Mirror observations, (..., O): a NumPy array or a torch tensor (same type back)."""
+        return self._apply("obs", x, self.obs_perm, self.obs_sign)
+
+    def action(self, x):
+        """Mirror actions (or pre-squash action means), (..., A)."""
+        return self._apply("action", x, self.action_perm, self.action_sign)
+
+    def _apply(self, name: str, x, perm: np.ndarray, sign: np.ndarray):
+        if isinstance(x, np.ndarray):
+            return x[..., perm] * sign.astype(x.dtype)
+        import torch
+
+        key = (name, str(x.device))
+        if key not in self._torch:
+            self._torch[key] = (torch.as_tensor(perm, device=x.device), torch.as_tensor(sign, device=x.device))
+        index, signs = self._torch[key]
+        return x.index_select(-1, index) * signs.to(x.dtype)
+
+
 @dataclass(frozen=True)
 class TaskDef:
     """A registered task.
@@ -65,6 +112,8 @@ class TaskDef:
         guard: (params, episodes) -> the short ``Evaluation`` of the deployment guard
             (``model.guard_tolerance``): each value a survival-like score in [0, 1], higher is
             better; None: the task has none (the guard cannot be used).
+        mirror: the task's left-right symmetry (``Mirror``) for ``model.mirror_coef``; None: the
+            task has none.
     """
 
     name: str
@@ -73,3 +122,4 @@ class TaskDef:
     task_class: type
     evaluations: Callable[[Any, int], tuple[Evaluation, ...]] = plain_evaluations
     guard: Callable[[Any, int], Evaluation] | None = None
+    mirror: Mirror | None = None

@@ -21,6 +21,7 @@ from quadlit.algo.losses import (
     clipped_value_loss,
     entropy_bonus,
     explained_variance,
+    mirror_loss,
     normalize_advantages,
 )
 from quadlit.algo.sampler import env_minibatches
@@ -115,6 +116,14 @@ class QuadlitModule(L.LightningModule):
             Gaussian. 0: white noise (a fresh draw every step).
         noise_correlation_from: env-steps of white noise before ``noise_correlation`` applies (to
             the rollouts collected from then on; 0: from the start).
+        mirror_coef: weight of a mirror-symmetry loss in the PPO update (0: none): on the first
+            PPO epoch's minibatches (``mirror_envs`` environments of each), the policy's action
+            mean for the mirrored observations is pulled towards the mirror image of its mean for
+            the observations (``quadlit.algo.losses.mirror_loss``; the task's ``Mirror``: for
+            balance, left-right). A recovery learnt for a push from one side then serves the
+            mirrored push as well. Needs a task with a mirror (balance).
+        mirror_envs: environments of each minibatch the mirror loss is computed on (its cost:
+            two more passes of the policy over their sequences).
         policy_average: null: the trained policy is the one evaluated and deployed. A decay d in
             [0, 1): an exponential moving average of the policy's weights (after every update
             ``avg = d * avg + (1 - d) * policy``) is the deployed policy: evaluations, checkpoints'
@@ -193,6 +202,8 @@ class QuadlitModule(L.LightningModule):
         quiet_std_scale: float = 0.25,
         noise_correlation: float = 0.0,
         noise_correlation_from: int = 0,
+        mirror_coef: float = 0.0,
+        mirror_envs: int = 32,
         policy_average: float | None = None,
         policy_average_warmup: float = 10.0,
         guard_tolerance: float | None = None,
@@ -264,6 +275,9 @@ class QuadlitModule(L.LightningModule):
         _check_range("quiet_envs", quiet_envs, 0.0, 1.0, hi_open=True)
         _check_range("quiet_std_scale", quiet_std_scale, 0.0, 1.0, lo_open=True, hi_open=True)
         _check_range("noise_correlation", noise_correlation, 0.0, 1.0, hi_open=True)
+        _check_range("mirror_coef", mirror_coef, 0.0, math.inf, hi_open=True)
+        if not isinstance(mirror_envs, int) or mirror_envs < 1:
+            raise ValueError(f"model.mirror_envs must be a positive integer, got {mirror_envs!r}")
         if not isinstance(noise_correlation_from, int) or noise_correlation_from < 0:
             raise ValueError(f"model.noise_correlation_from must be an integer >= 0, got {noise_correlation_from!r}")
         if policy_average is not None:
@@ -576,7 +590,9 @@ class QuadlitModule(L.LightningModule):
                  "grad_norm": 0.0}
         updates = 0
         skipped = 0
-        for _ in range(hp.ppo_epochs):
+        mirror = self._task_mirror() if hp.mirror_coef > 0 else None
+        mirror_losses: list[float] = []
+        for epoch in range(hp.ppo_epochs):
             for env_idx in env_minibatches(num_envs, num_mb, self.minibatch_generator):
                 env_idx = env_idx.to(self.device)
                 state = rows_to_state((r.h0[env_idx], r.c0[env_idx]), like)
@@ -593,6 +609,13 @@ class QuadlitModule(L.LightningModule):
                     v_loss = 0.5 * (value.float() - returns[:, env_idx]).square().mean()
                 ent = entropy_bonus(entropy)
                 loss = pi_loss + hp.value_coef * v_loss - hp.entropy_coef * ent
+                if mirror is not None and epoch == 0:
+                    some = env_idx[:hp.mirror_envs]
+                    raw = r.obs[:, some]
+                    m_loss = mirror_loss(self.policy, self.obs_norm(raw), self.obs_norm(mirror.obs(raw)),
+                                         r.episode_start[:, some], mirror.action)
+                    loss = loss + hp.mirror_coef * m_loss
+                    mirror_losses.append(float(m_loss.detach()))
                 if distributed.any_rank(not torch.isfinite(loss)):
                     skipped += 1  # on every rank, so parameters stay identical
                     continue
@@ -616,11 +639,19 @@ class QuadlitModule(L.LightningModule):
                 stats["grad_norm"] += float(grad_norm)
         out = {k: v / max(updates, 1) for k, v in stats.items()}
         out["skipped_nonfinite"] = float(skipped)
+        if mirror is not None:
+            out["mirror_loss"] = sum(mirror_losses) / max(len(mirror_losses), 1)
         out["learning_rate"] = float(ppo_opt.param_groups[0]["lr"])
         if hp.final_desired_kl is not None:  # logged when scheduled
             out["desired_kl"] = float(self.scheduled_desired_kl(int(self.env_steps)))
         out["action_std"] = float(self.policy.log_std.detach().exp().mean())
         return out
+
+    def _task_mirror(self):
+        """The data module's task's ``Mirror`` (``model.mirror_coef``); a one-line error where it has none."""
+        from quadlit.tasks import require_mirror
+
+        return require_mirror(self.trainer.datamodule.task_name)
 
     def _ppo_parameters(self) -> list[torch.nn.Parameter]:
         """What the PPO optimizer trains: the policy and a separate critic."""

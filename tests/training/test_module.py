@@ -103,6 +103,8 @@ def test_policy_average_warmup_sets_how_soon_the_decay_reaches_its_cap():
     ({"noise_correlation": 1.0}, "noise_correlation"),
     ({"noise_correlation": -0.1}, "noise_correlation"),
     ({"noise_correlation_from": -1}, "noise_correlation_from"),
+    ({"mirror_coef": -0.5}, "mirror_coef"),
+    ({"mirror_envs": 0}, "mirror_envs"),
     ({"guard_tolerance": 1.0}, "guard_tolerance"),
     ({"guard_tolerance": -0.1}, "guard_tolerance"),
     ({"guard_every": 0}, "guard_every"),

@@ -2,11 +2,12 @@
 
 from quadlit.tasks.balance.evaluation import PUSH_CURVE, balance_evaluations, balance_guard
 from quadlit.tasks.balance.kernels import OBS_SLICES
+from quadlit.tasks.balance.mirror import balance_mirror
 from quadlit.tasks.balance.params import BalanceParams
 from quadlit.tasks.balance.task import BalanceTask, balance_spec
 from quadlit.tasks.registry import TaskDef
 
 TASK = TaskDef(name="balance", params_type=BalanceParams, spec=balance_spec, task_class=BalanceTask,
-               evaluations=balance_evaluations, guard=balance_guard)
+               evaluations=balance_evaluations, guard=balance_guard, mirror=balance_mirror())
 
 __all__ = ["BalanceParams", "BalanceTask", "OBS_SLICES", "PUSH_CURVE", "TASK", "balance_spec"]
