@@ -39,7 +39,8 @@ from quadlit.bench import require_config  # noqa: E402
 #: Training metrics kept per iteration in the --json output (when logged).
 TRACE_KEYS = ("episode/return", "episode/length", "episode/survived", "train/explained_variance",
               "train/approx_kl", "train/learning_rate", "train/entropy", "train/value_loss", "train/clip_fraction",
-              "train/policy_loss", "train/grad_norm", "perf/collect_seconds", "perf/update_seconds")
+              "train/policy_loss", "train/grad_norm", "perf/collect_seconds", "perf/update_seconds",
+              "train/mirror_loss")  # the last only in runs with model.mirror_coef
 TARGET = 0.95
 
 
