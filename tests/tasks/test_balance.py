@@ -100,10 +100,11 @@ def test_contact_flags_lifted_foot_and_airborne_robot():
     task.close()
 
 
-def _terms(task, action=None, status=STATUS_OK):
+def _terms(task, action=None, status=STATUS_OK, recovery_steps=0, p=None):
     terms = np.zeros(len(K.REWARD_TERMS))
     a = np.zeros(12) if action is None else np.asarray(action, float)
-    failed = K.score_step(task.model, task.physics, task.task_state, task._p, 0, a, status, terms)
+    p = task._p if p is None else p
+    failed = K.score_step(task.model, task.physics, task.task_state, p, 0, a, status, recovery_steps, terms)
     return dict(zip(K.REWARD_TERMS, terms)), failed
 
 
@@ -115,7 +116,7 @@ def test_reward_terms_at_the_neutral_pose(task):
     assert not failed
     assert terms == pytest.approx({"upright": p.upright_scale, "height": p.height_scale, "lin_vel": 0, "ang_vel": 0,
                                    "energy": 0, "action_rate": 0, "pose": 0, "alive": p.alive_bonus,
-                                   "termination": 0})
+                                   "termination": 0, "recovery_step": 0})
 
 
 def test_each_reward_term_at_hand_made_states(task):
@@ -139,6 +140,10 @@ def test_each_reward_term_at_hand_made_states(task):
     # the action was remembered: the same action again costs no action rate
     terms, _ = _terms(task, action=np.full(12, 0.5))
     assert terms["action_rate"] == 0.0
+    # recovery steps: nothing at the default scale, scale x the feet set down otherwise
+    assert _terms(task, recovery_steps=3)[0]["recovery_step"] == 0.0
+    terms, _ = _terms(task, recovery_steps=3, p=task._p._replace(recovery_step_scale=0.25))
+    assert terms["recovery_step"] == pytest.approx(0.75)
 
 
 @pytest.mark.parametrize("case", ["tilt", "low", "body_contact", "nonfinite"])
@@ -273,6 +278,7 @@ def test_state_dict_round_trip_continues_identically():
 @pytest.mark.parametrize("field,value", [
     ("push_magnitude", -1.0), ("max_tilt", 0.0), ("substeps", 0), ("physics_dt", 0.01), ("motor_mode", "force"),
     ("push_interval_max", 1.0), ("friction_min", -0.1), ("push_jitter", 1.5), ("max_steps", 0),
+    ("recovery_step_scale", -0.1),
 ])
 def test_bad_params_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"balance.{field}"):
@@ -290,11 +296,12 @@ def test_reward_terms_writes_every_named_term_in_its_column(task):
     task.physics.base_ang_vel[0] = (0.1, 0.4, -0.2)
     task.physics.motor_power[0] = 35.0
     task.physics.joint_pos[0] += 0.05
-    view = R.step_view(task.model, task.physics, task.task_state, task._p, 0, np.full(12, 0.3), STATUS_OK)
+    p = task._p._replace(recovery_step_scale=0.2)
+    view = R.step_view(task.model, task.physics, task.task_state, p, 0, np.full(12, 0.3), STATUS_OK, 2)
     terms = np.full(len(R.REWARD_TERMS), np.nan)
-    R.reward_terms(task._p, view, terms)
+    R.reward_terms(p, view, terms)
     for k, name in enumerate(R.REWARD_TERMS):
-        expected = getattr(R, name)(task._p, view)
+        expected = getattr(R, name)(p, view)
         assert expected != 0.0, name  # the state makes every term non-zero, so a swap would show
         assert terms[k] == expected, name
 
@@ -385,6 +392,29 @@ def test_privileged_observation_at_a_hand_made_state():
     task.close()
 
 
+def test_recovery_step_reward_pays_each_counted_step_in_a_run():
+    """In real steps with pushes and random actions, the recovery_step column is the scale times
+    the recovery steps the episode metric counted in that step, the reward includes it, and it
+    is paid at least once."""
+    params = dataclasses.replace(BalanceParams(), push_magnitude=1.5, push_interval_min=0.5, push_interval_max=1.0,
+                                 recovery_step_scale=0.5)
+    task = BalanceTask(16, params, seed=3)
+    col = K.REWARD_TERMS.index("recovery_step")
+    rng = np.random.default_rng(0)
+    paid = 0.0
+    for _ in range(150):
+        before = task.task_state.push_steps.copy()
+        result = task.step(rng.uniform(-1, 1, (16, 12)).astype(np.float32))
+        done = result.terminated | result.truncated
+        counted = task.task_state.push_steps - before
+        steps = result.reward_terms[:, col]
+        assert np.array_equal(steps[~done], 0.5 * counted[~done])
+        assert np.allclose(result.reward, result.reward_terms.sum(1), atol=1e-5)
+        paid += steps.sum()
+    assert paid > 0
+    task.close()
+
+
 def test_recovery_steps_count_touch_downs_after_a_push():
     task = BalanceTask(1, QUIET, seed=0)
     ts, st, p = task.task_state, task.physics, task._p
@@ -392,14 +422,16 @@ def test_recovery_steps_count_touch_downs_after_a_push():
     ts.step[0] = 1
     pattern = [(True,) * 4, (False, True, True, True), (False, True, True, True), (True,) * 4,  # FL: a step
                (True, False, True, True), (True,) * 4]  # FR: one step in the air is contact chatter
+    counted = []
     for contacts in pattern:
         st.foot_contact[0] = contacts
-        K.count_recovery_steps(st, ts, p, 0)
+        counted.append(K.count_recovery_steps(st, ts, p, 0))
         ts.step[0] += 1
     assert ts.push_steps[0] == 1
+    assert counted == [0, 0, 0, 1, 0, 0]  # the step is counted when the foot touches down
     ts.step[0] = int(K.STEP_WINDOW_S / p.control_dt) + 5  # long after the push: not a recovery step
     for contacts in pattern:
         st.foot_contact[0] = contacts
-        K.count_recovery_steps(st, ts, p, 0)
+        assert K.count_recovery_steps(st, ts, p, 0) == 0
     assert ts.push_steps[0] == 1
     task.close()

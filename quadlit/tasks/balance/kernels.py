@@ -252,24 +252,30 @@ def write_privileged(envp, st, ts, p, i, out):
 @nb.njit(inline="always", **JIT)
 def count_recovery_steps(st, ts, p, i):
     """After env ``i``'s control step: a foot that touches down after at least ``MIN_AIR_STEPS``
-    in the air, within ``STEP_WINDOW_S`` of the latest push, is a recovery step."""
+    in the air, within ``STEP_WINDOW_S`` of the latest push, is a recovery step.
+
+    Returns: the recovery steps of this control step (0-4)."""
     recent = ts.push_step[i] >= 0 and (ts.step[i] - ts.push_step[i]) * p.control_dt <= STEP_WINDOW_S
+    n = 0
     for k in range(4):
         if st.foot_contact[i, k]:
             if recent and ts.air_steps[i, k] >= MIN_AIR_STEPS:
-                ts.push_steps[i] += 1
+                n += 1
             ts.air_steps[i, k] = 0
         else:
             ts.air_steps[i, k] += 1
+    ts.push_steps[i] += n
+    return n
 
 
 @nb.njit(inline="always", **JIT)
-def score_step(model, st, ts, p, i, action, status, terms):
-    """After env ``i``'s physics step with ``action`` (12,): its scaled reward terms into ``terms``
-    (``reward_terms``), then the action is remembered for the next step's action-rate term.
+def score_step(model, st, ts, p, i, action, status, recovery_steps, terms):
+    """After env ``i``'s physics step with ``action`` (12,), in which ``recovery_steps`` feet set
+    down in a recovery step: its scaled reward terms into ``terms`` (``reward_terms``), then the
+    action is remembered for the next step's action-rate term.
 
     Returns: True if the episode failed (``rewards.has_failed``)."""
-    view = step_view(model, st, ts, p, i, action, status)
+    view = step_view(model, st, ts, p, i, action, status, recovery_steps)
     reward_terms(p, view, terms)
     for j in range(12):
         ts.prev_action[i, j] = clip_action(action[j])
@@ -303,8 +309,8 @@ def step_shard(model, sim, envp, st, ts, p, actions, out, lo, hi):
         for i in range(start, stop):
             status = st.status[i]
             ts.step[i] += 1
-            count_recovery_steps(st, ts, p, i)
-            failed = score_step(model, st, ts, p, i, actions[i], status, terms[i])
+            recovered = count_recovery_steps(st, ts, p, i)
+            failed = score_step(model, st, ts, p, i, actions[i], status, recovered, terms[i])
             timed_out = (not failed) and ts.step[i] >= p.max_steps
             if status == STATUS_NONFINITE:  # the state is meaningless: only the penalty counts
                 for k in range(len(REWARD_TERMS)):

@@ -68,6 +68,8 @@ class BalanceParams:
         pose_scale: penalty on the squared deviation of the joints from the default pose, per rad^2.
         alive_bonus: reward for every step survived.
         termination_penalty: penalty when the episode fails (tilt, height or ground touch).
+        recovery_step_scale: reward for each foot set down after a swing (at least 2 control steps
+            in the air) within 1 s of a push: the recovery steps that ``steps_per_push`` counts.
 
     Physical parameters have upper bounds (``PHYSICAL_UPPER_BOUNDS``, with the reason for each;
     e.g. push_magnitude <= 10 m/s) and reset_tilt must stay below max_tilt.
@@ -111,6 +113,7 @@ class BalanceParams:
     pose_scale: float = 0.1
     alive_bonus: float = 0.5
     termination_penalty: float = 5.0
+    recovery_step_scale: float = 0.0
 
     @property
     def control_dt(self) -> float:
@@ -139,7 +142,7 @@ class BalanceParams:
         for name in ("push_magnitude", "target_height", "reset_tilt", "reset_joint_noise", "reset_velocity_noise",
                      "reset_height_noise", "friction_min", "obs_noise", "upright_scale", "height_scale",
                      "lin_vel_scale", "ang_vel_scale", "energy_scale", "action_rate_scale", "pose_scale",
-                     "alive_bonus", "termination_penalty"):
+                     "alive_bonus", "termination_penalty", "recovery_step_scale"):
             if getattr(self, name) < 0:
                 bad(name, ">= 0")
         for name in ("push_jitter", "curriculum_up"):

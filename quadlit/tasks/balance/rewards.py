@@ -23,7 +23,7 @@ from quadlit.physics.workspace import JIT
 
 #: The reward terms, in the column order of ``StepResult.reward_terms``.
 REWARD_TERMS = ("upright", "height", "lin_vel", "ang_vel", "energy", "action_rate", "pose", "alive",
-                "termination")
+                "termination", "recovery_step")
 T_TERMINATION = REWARD_TERMS.index("termination")
 
 
@@ -38,6 +38,7 @@ class StepView(NamedTuple):
     action_change_sq: float  # squared change of the (clipped) action since the previous step
     pose_error_sq: float  # squared joint-angle offset from the default pose, rad^2
     failed: bool  # the episode ended by failure this step
+    recovery_steps: float  # feet that touched down this step in a recovery step (kernels.count_recovery_steps)
 
 
 @nb.njit(inline="always", **JIT)
@@ -57,8 +58,9 @@ def has_failed(p, st, i, status, cos_tilt):
 
 
 @nb.njit(inline="always", **JIT)
-def step_view(model, st, ts, p, i, action, status):
-    """The ``StepView`` of env ``i`` after its physics step with ``action`` (12,)."""
+def step_view(model, st, ts, p, i, action, status, recovery_steps):
+    """The ``StepView`` of env ``i`` after its physics step with ``action`` (12,), in which
+    ``recovery_steps`` feet touched down in a recovery step."""
     gx, gy, gz = gravity_in_trunk(st.base_quat, i)
     cos_tilt = -gz
     vx, vy, vz = lin_vel_in_trunk(st.base_quat, st.base_lin_vel, i)
@@ -71,7 +73,7 @@ def step_view(model, st, ts, p, i, action, status):
         e = st.joint_pos[i, j] - model.default_q[j]
         pose += e * e
     return StepView(cos_tilt, st.base_pos[i, 2], vx * vx + vy * vy + vz * vz, wx * wx + wy * wy + wz * wz,
-                    st.motor_power[i], change, pose, has_failed(p, st, i, status, cos_tilt))
+                    st.motor_power[i], change, pose, has_failed(p, st, i, status, cos_tilt), float(recovery_steps))
 
 
 # ---- the terms ----------------------------------------------------------------------------------
@@ -132,6 +134,13 @@ def termination(p, v):
 
 
 @nb.njit(inline="always", **JIT)
+def recovery_step(p, v):
+    """Step to recover: scale for every foot set down after a swing within 1 s of a push (the
+    recovery steps of the ``steps_per_push`` metric; 0 by default)."""
+    return p.recovery_step_scale * v.recovery_steps
+
+
+@nb.njit(inline="always", **JIT)
 def reward_terms(p, v, terms):
     """Every term of ``REWARD_TERMS``, scaled, into ``terms`` (len(REWARD_TERMS),)."""
     terms[0] = upright(p, v)
@@ -143,3 +152,4 @@ def reward_terms(p, v, terms):
     terms[6] = pose(p, v)
     terms[7] = alive(p, v)
     terms[8] = termination(p, v)
+    terms[9] = recovery_step(p, v)
