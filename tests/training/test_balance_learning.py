@@ -4,9 +4,10 @@ survives, and that the recipe before the learning work never survived (1.5 and 2
 
 Measured on the development machine (2 cores) with the assertions' settings (EPOCHS epochs of
 the default config, seed 0, 64 deterministic 20 s episodes per magnitude, pushes every 2-4 s,
-domain randomisation on), survival % at 0.5/1.0/1.5/2.0/2.5/3.0 m/s (2026-11-29):
+domain randomisation on), survival % at 0.5/1.0/1.5/2.0/2.5/3.0 m/s:
 
-    trained (12 epochs, 0.98 M env-steps, about 55 s)   100 100  94  70  50  39
+    trained (12 epochs, 0.98 M env-steps, about 55 s)   100 100 100  97  84  56   (2026-12-07, Intel Xeon)
+    the same before the recovery_step reward            100 100  94  70  50  39   (2026-11-29, AMD EPYC)
     zero action                                          100   8   0   0   0   0
     random actions                                         0   0   0   0   0   0
 
@@ -51,6 +52,6 @@ def test_balance_recipe_survives_large_pushes(tmp_path):
     for push in (1.5, 2.0):
         assert zero[push] <= 0.1 and random[push] <= 0.1  # pushes no baseline survives
     assert trained[1.0] >= 0.9
-    assert trained[1.5] >= 0.6
-    assert trained[2.0] >= zero[2.0] + 0.4
-    assert trained[2.5] >= zero[2.5] + 0.2
+    assert trained[1.5] >= 0.8
+    assert trained[2.0] >= zero[2.0] + 0.6
+    assert trained[2.5] >= zero[2.5] + 0.3
