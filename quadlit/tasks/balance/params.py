@@ -68,8 +68,8 @@ class BalanceParams:
         pose_scale: penalty on the squared deviation of the joints from the default pose, per rad^2.
         alive_bonus: reward for every step survived.
         termination_penalty: penalty when the episode fails (tilt, height or ground touch).
-        recovery_step_scale: reward for each foot set down after a swing (at least 2 control steps
-            in the air) within 1 s of a push: the recovery steps that ``steps_per_push`` counts.
+        recovery_step_scale: reward for each recovery step, a foot set down after a swing soon after a
+            push, as ``kernels.count_recovery_steps`` counts it for ``steps_per_push``.
 
     Physical parameters have upper bounds (``PHYSICAL_UPPER_BOUNDS``, with the reason for each;
     e.g. push_magnitude <= 10 m/s) and reset_tilt must stay below max_tilt.

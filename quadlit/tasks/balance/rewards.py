@@ -135,8 +135,8 @@ def termination(p, v):
 
 @nb.njit(inline="always", **JIT)
 def recovery_step(p, v):
-    """Step to recover: scale for every foot set down after a swing within 1 s of a push (the
-    recovery steps of the ``steps_per_push`` metric; 0 by default)."""
+    """Step to recover: scale for every recovery step of this control step
+    (``kernels.count_recovery_steps``, the steps of the ``steps_per_push`` metric; 0 by default)."""
     return p.recovery_step_scale * v.recovery_steps
 
 
