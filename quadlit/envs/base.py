@@ -145,6 +145,11 @@ class VecTask(abc.ABC):
         step it may say False."""
         return None
 
+    def set_progress(self, env_steps: int) -> None:
+        """Told before every training rollout: the run's env-steps so far (every rank's together).
+        A task whose parameters follow a schedule over training sets them from it, so a resumed run
+        continues the schedule exactly; the default ignores it."""
+
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Every array and counter needed to continue exactly where this batch is (NumPy

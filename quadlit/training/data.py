@@ -267,6 +267,7 @@ class RolloutDataModule(L.LightningDataModule):
     def collect(self) -> Rollout:
         """One rollout with the LightningModule's current ``rollout_policy()``."""
         agent = self.trainer.lightning_module.rollout_policy()
+        self.collector.task.set_progress(agent.env_steps)
         offsets = noise_offsets(self.collector.task.num_envs, agent.quiet_envs, agent.quiet_std_scale, agent.device)
         return self.collector.collect(agent.policy, agent.obs_norm, agent.device, agent.generator, critic=agent.critic,
                                       world_model=agent.world_model, log_std_offset=offsets,

@@ -73,6 +73,7 @@ class RolloutPolicy(NamedTuple):
     quiet_envs: float = 0.0  # share of environments acting with quieter noise (model.quiet_envs)
     quiet_std_scale: float = 1.0  # their std as a multiple of the policy's
     noise_correlation: float = 0.0  # the exploration noise's step-to-step correlation (model.noise_correlation)
+    env_steps: int = 0  # the run's env-steps so far, every rank's together (the task's schedules follow it)
 
 
 class QuadlitModule(L.LightningModule):
@@ -474,7 +475,7 @@ class QuadlitModule(L.LightningModule):
         return RolloutPolicy(self.policy, self.obs_norm, self.critic, self.device, self.action_generator,
                              self.world_model if self.hparams.critic_surprise else None,
                              self.hparams.quiet_envs, self.hparams.quiet_std_scale,
-                             self.scheduled_noise_correlation(int(self.env_steps)))
+                             self.scheduled_noise_correlation(int(self.env_steps)), int(self.env_steps))
 
     # ----------------------------------------------------------------------------- training
     def training_step(self, rollout: Rollout, batch_idx: int) -> None:

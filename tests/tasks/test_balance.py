@@ -278,7 +278,8 @@ def test_state_dict_round_trip_continues_identically():
 @pytest.mark.parametrize("field,value", [
     ("push_magnitude", -1.0), ("max_tilt", 0.0), ("substeps", 0), ("physics_dt", 0.01), ("motor_mode", "force"),
     ("push_interval_max", 1.0), ("friction_min", -0.1), ("push_jitter", 1.5), ("max_steps", 0),
-    ("recovery_step_scale", -0.1),
+    ("recovery_step_scale", -0.1), ("recovery_step_ramp", -1), ("recovery_step_ramp", 1.5),
+    ("recovery_step_ramp", True),
 ])
 def test_bad_params_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"balance.{field}"):
@@ -412,6 +413,39 @@ def test_recovery_step_reward_pays_each_counted_step_in_a_run():
         assert np.allclose(result.reward, result.reward_terms.sum(1), atol=1e-5)
         paid += steps.sum()
     assert paid > 0
+    task.close()
+
+
+@pytest.mark.parametrize("progress,expected", [(0, 0.0), (250, 0.125), (1000, 0.5), (10**7, 0.5)])
+def test_the_recovery_step_ramp_pays_its_share_of_the_scale(progress, expected):
+    """With recovery_step_ramp 1000, a task told ``progress`` env-steps pays
+    0.5 x min(1, progress / 1000) for each counted step (and nothing at 0), in real steps."""
+    params = dataclasses.replace(BalanceParams(), push_magnitude=1.5, push_interval_min=0.5, push_interval_max=1.0,
+                                 recovery_step_scale=0.5, recovery_step_ramp=1000)
+    task = BalanceTask(16, params, seed=3)
+    assert task.recovery_step_scale == 0.5  # never told: the full scale (the Gymnasium environment)
+    task.set_progress(progress)
+    assert task.recovery_step_scale == expected
+    col = K.REWARD_TERMS.index("recovery_step")
+    rng = np.random.default_rng(0)
+    counted_total = 0
+    for _ in range(150):
+        before = task.task_state.push_steps.copy()
+        result = task.step(rng.uniform(-1, 1, (16, 12)).astype(np.float32))
+        done = result.terminated | result.truncated
+        counted = task.task_state.push_steps - before
+        assert np.allclose(result.reward_terms[~done, col], expected * counted[~done], rtol=1e-6, atol=0)
+        counted_total += counted[~done].sum()
+    assert counted_total > 0
+    task.close()
+
+
+def test_without_a_ramp_progress_changes_nothing():
+    params = dataclasses.replace(BalanceParams(), recovery_step_scale=0.5)
+    task = BalanceTask(2, params, seed=0)
+    before = task._p
+    task.set_progress(0)
+    assert task._p == before and task.recovery_step_scale == 0.5
     task.close()
 
 

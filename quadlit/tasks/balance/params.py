@@ -70,6 +70,10 @@ class BalanceParams:
         termination_penalty: penalty when the episode fails (tilt, height or ground touch).
         recovery_step_scale: reward for each recovery step, a foot set down after a swing soon after a
             push, as ``kernels.count_recovery_steps`` counts it for ``steps_per_push``.
+        recovery_step_ramp: training env-steps over which the recovery-step reward grows linearly
+            from 0 to ``recovery_step_scale`` (0: the full scale from the start). Training sets it
+            from the run's env-steps (``BalanceTask.set_progress``); a task never told (the Gymnasium
+            environment, evaluations) pays the full scale.
 
     Physical parameters have upper bounds (``PHYSICAL_UPPER_BOUNDS``, with the reason for each;
     e.g. push_magnitude <= 10 m/s) and reset_tilt must stay below max_tilt.
@@ -114,6 +118,7 @@ class BalanceParams:
     alive_bonus: float = 0.5
     termination_penalty: float = 5.0
     recovery_step_scale: float = 0.0
+    recovery_step_ramp: int = 0
 
     @property
     def control_dt(self) -> float:
@@ -133,6 +138,9 @@ class BalanceParams:
         for name in ("substeps", "max_steps", "curriculum_window"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 bad(name, "an integer >= 1")
+        if isinstance(self.recovery_step_ramp, bool) or not isinstance(self.recovery_step_ramp, int) \
+                or self.recovery_step_ramp < 0:
+            bad("recovery_step_ramp", "an integer >= 0 (env-steps)")
         for name in ("action_scale", "physics_dt", "push_interval_min", "max_tilt", "min_height", "friction_max",
                      "motor_strength_min", "gain_scale_min"):
             if not getattr(self, name) > 0:

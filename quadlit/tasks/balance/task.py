@@ -106,6 +106,19 @@ class BalanceTask(VecTask):
     def privileged(self) -> np.ndarray:
         return self.out.privileged
 
+    def set_progress(self, env_steps: int) -> None:
+        # the recovery-step reward's ramp; the kernels read the scale from the parameter record
+        # (a NamedTuple of floats: a new value is no new type, nothing recompiles)
+        ramp = self.params.recovery_step_ramp
+        if ramp > 0:
+            scale = self.params.recovery_step_scale * min(1.0, max(0, int(env_steps)) / ramp)
+            self._p = self._p._replace(recovery_step_scale=scale)
+
+    @property
+    def recovery_step_scale(self) -> float:
+        """The recovery-step reward's scale the next step pays (``recovery_step_ramp``)."""
+        return self._p.recovery_step_scale
+
     def pushed(self) -> np.ndarray:
         # a push lands at the start of a control step, before the physics, and step counts it after
         ts = self.task_state
