@@ -393,38 +393,21 @@ def test_privileged_observation_at_a_hand_made_state():
     task.close()
 
 
-def test_recovery_step_reward_pays_each_counted_step_in_a_run():
-    """In real steps with pushes and random actions, the recovery_step column is the scale times
-    the recovery steps the episode metric counted in that step, the reward includes it, and it
-    is paid at least once."""
+@pytest.mark.parametrize("ramp,progress,expected", [
+    (0, None, 0.5),  # no ramp: the full scale
+    (1000, None, 0.5),  # a ramp, never told the progress (the Gymnasium environment): the full scale
+    (1000, 0, 0.0), (1000, 250, 0.125), (1000, 1000, 0.5), (1000, 10**7, 0.5),
+])
+def test_recovery_step_reward_pays_each_counted_step_in_a_run(ramp, progress, expected):
+    """In real steps with pushes and random actions, the recovery_step column is the scale (0.5,
+    times min(1, progress / ramp) when the task is told its ``progress`` in env-steps and has a
+    ramp) times the recovery steps the episode metric counted in that step, the reward includes
+    it, and steps are counted."""
     params = dataclasses.replace(BalanceParams(), push_magnitude=1.5, push_interval_min=0.5, push_interval_max=1.0,
-                                 recovery_step_scale=0.5)
+                                 recovery_step_scale=0.5, recovery_step_ramp=ramp)
     task = BalanceTask(16, params, seed=3)
-    col = K.REWARD_TERMS.index("recovery_step")
-    rng = np.random.default_rng(0)
-    paid = 0.0
-    for _ in range(150):
-        before = task.task_state.push_steps.copy()
-        result = task.step(rng.uniform(-1, 1, (16, 12)).astype(np.float32))
-        done = result.terminated | result.truncated
-        counted = task.task_state.push_steps - before
-        steps = result.reward_terms[:, col]
-        assert np.array_equal(steps[~done], 0.5 * counted[~done])
-        assert np.allclose(result.reward, result.reward_terms.sum(1), atol=1e-5)
-        paid += steps.sum()
-    assert paid > 0
-    task.close()
-
-
-@pytest.mark.parametrize("progress,expected", [(0, 0.0), (250, 0.125), (1000, 0.5), (10**7, 0.5)])
-def test_the_recovery_step_ramp_pays_its_share_of_the_scale(progress, expected):
-    """With recovery_step_ramp 1000, a task told ``progress`` env-steps pays
-    0.5 x min(1, progress / 1000) for each counted step (and nothing at 0), in real steps."""
-    params = dataclasses.replace(BalanceParams(), push_magnitude=1.5, push_interval_min=0.5, push_interval_max=1.0,
-                                 recovery_step_scale=0.5, recovery_step_ramp=1000)
-    task = BalanceTask(16, params, seed=3)
-    assert task.recovery_step_scale == 0.5  # never told: the full scale (the Gymnasium environment)
-    task.set_progress(progress)
+    if progress is not None:
+        task.set_progress(progress)
     assert task.recovery_step_scale == expected
     col = K.REWARD_TERMS.index("recovery_step")
     rng = np.random.default_rng(0)
@@ -435,6 +418,7 @@ def test_the_recovery_step_ramp_pays_its_share_of_the_scale(progress, expected):
         done = result.terminated | result.truncated
         counted = task.task_state.push_steps - before
         assert np.allclose(result.reward_terms[~done, col], expected * counted[~done], rtol=1e-6, atol=0)
+        assert np.allclose(result.reward, result.reward_terms.sum(1), atol=1e-5)
         counted_total += counted[~done].sum()
     assert counted_total > 0
     task.close()
