@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from quadlit.cli import main, run_cli
+from quadlit.tasks.balance.task import BalanceTask
 from tests.tiny import REPO
 
 BALANCE = [
@@ -19,15 +21,17 @@ BALANCE = [
 ]
 
 
-def test_the_data_module_tells_the_task_the_runs_env_steps_before_each_rollout(tmp_path, monkeypatch):
-    from quadlit.cli import run_cli
-
-    monkeypatch.setattr(sys, "argv", ["quadlit"])
-    told = []
-    from quadlit.tasks.balance.task import BalanceTask
-
+@pytest.fixture
+def told(monkeypatch) -> list[int]:
+    """Every env-step count a BalanceTask is told, in order."""
+    calls: list[int] = []
     original = BalanceTask.set_progress
-    monkeypatch.setattr(BalanceTask, "set_progress", lambda self, n: (told.append(n), original(self, n))[1])
+    monkeypatch.setattr(BalanceTask, "set_progress", lambda self, n: (calls.append(n), original(self, n))[1])
+    monkeypatch.setattr(sys, "argv", ["quadlit"])
+    return calls
+
+
+def test_the_data_module_tells_the_task_the_runs_env_steps_before_each_rollout(tmp_path, told):
     cli = run_cli([*BALANCE, "--trainer.default_root_dir", str(tmp_path)])
     # 2 epochs x 2 rollouts of 16 envs x 8 steps: told 0, 128, 256, 384 (each before its rollout)
     assert told == [0, 128, 256, 384]
@@ -36,3 +40,14 @@ def test_the_data_module_tells_the_task_the_runs_env_steps_before_each_rollout(t
     assert task.recovery_step_scale == pytest.approx(0.5 * 384 / 1024)
     cli.datamodule.collect()  # a rollout now is paid at the module's 512 env-steps
     assert task.recovery_step_scale == pytest.approx(0.25)
+
+
+def test_a_resumed_run_continues_the_schedule(tmp_path, told):
+    """Stopped after one epoch and resumed for a second, the run is told what the uninterrupted
+    run was told (the schedule follows the checkpoint's env-steps, not the process's)."""
+    assert main([*BALANCE, "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path),
+                 "--trainer.logger", "true"]) == 0
+    assert told == [0, 128]
+    assert main([*BALANCE, "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "true",
+                 "--ckpt_path", "last"]) == 0
+    assert told == [0, 128, 256, 384]
