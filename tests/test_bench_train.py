@@ -1,11 +1,14 @@
 """`quadlit bench train`: its summary (time to 95 % and the stability check, for the deployed policy and,
 with --eval-trained, for the trained policy beside it; synthetic records, numbers by hand) and the
-falls a policy that never changes shows by evaluation noise alone (--chance)."""
+falls a policy that never changes shows by evaluation noise alone (--chance); the evaluation grids of
+`bench train` and `bench versus-sb3` (finer during the first seconds)."""
 
 import json
 
 import numpy as np
+import pytest
 
+from quadlit.bench import epochs_between_evaluations, next_evaluation
 from quadlit.bench.train import _from_json, _json_ready, stability, summarize, time_to
 
 MAGS = (1.0, 2.0)
@@ -67,3 +70,31 @@ def test_a_policy_that_never_changes_falls_by_noise_alone():
     at93 = falls_by_chance(0.93, 64, 25, runs=4000)
     assert 0.6 < np.mean(at93 > 10) < 0.8  # 64 episodes: a "fall" over 10 points in most runs
     assert np.mean(falls_by_chance(0.93, 256, 25, runs=4000) > 10) < 0.02  # 256: almost never
+
+
+def _grid(first, until, every, fine_every=0.0, fine_until=0.0, step=0.5):
+    """The training times at which a clock polled every ``step`` s evaluates (SB3's callback)."""
+    due, times, now = first, [], 0.0
+    while now <= until:
+        if now >= due:
+            times.append(now)
+            due = next_evaluation(due, now, every, fine_every, fine_until)
+        now += step
+    return times
+
+
+def test_the_evaluation_grid_is_fine_first_then_coarse():
+    assert _grid(20.0, 100.0, 20.0) == [20.0, 40.0, 60.0, 80.0, 100.0]
+    assert _grid(4.0, 100.0, 20.0, 4.0, 20.0) == [4.0, 8.0, 12.0, 16.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+    # a clock that jumps (the first poll after a 16.6 s start-up): one evaluation, then the grid
+    assert next_evaluation(4.0, 16.6, 20.0, 4.0, 60.0) == 20.0
+    assert next_evaluation(56.0, 70.0, 20.0, 4.0, 60.0) == 80.0
+    with pytest.raises(ValueError):
+        next_evaluation(4.0, 5.0, 0.0)
+    with pytest.raises(ValueError):
+        next_evaluation(4.0, 5.0, 20.0, 0.0, 60.0)
+
+
+def test_bench_train_evaluates_after_every_epoch_while_young():
+    assert [epochs_between_evaluations(t, 2, 60.0) for t in (0.0, 59.9, 60.0, 150.0)] == [1, 1, 2, 2]
+    assert epochs_between_evaluations(10.0, 3) == 3  # no fine phase by default

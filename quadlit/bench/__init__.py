@@ -31,6 +31,23 @@ def open_ended_fit(config: str, *extra: str) -> list[str]:
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *extra]
 
 
+def next_evaluation(due: float, now: float, every: float, fine_every: float = 0.0, fine_until: float = 0.0) -> float:
+    """The next evaluation time on a training-clock grid, after an evaluation at ``now`` that was
+    ``due``: every ``fine_every`` s until ``fine_until`` s, then every ``every`` s. Points the
+    clock has already passed are skipped (one evaluation, not one per missed point)."""
+    if every <= 0 or (fine_until > 0 and fine_every <= 0):
+        raise ValueError("evaluation intervals must be positive")
+    while due <= now:
+        due += fine_every if due < fine_until else every
+    return due
+
+
+def epochs_between_evaluations(train_seconds: float, every: int, fine_until: float = 0.0) -> int:
+    """Epochs between a ``bench train`` run's evaluations at ``train_seconds`` of training: 1
+    (after every epoch) until ``fine_until`` s, then ``every``."""
+    return 1 if train_seconds < fine_until else every
+
+
 def require_config(path: str | None, prog: str) -> None:
     """One line and exit 2 when a benchmark's ``--config`` is not a file (instead of a traceback
     from a child process, or a run that fails after minutes of another one)."""

@@ -1,14 +1,16 @@
 """Time to balance and push robustness: run ``fit`` and evaluate the policy as it learns.
 
     quadlit bench train [--config configs/balance.yaml] [--minutes 3] [--seeds 0 1 2] [--cold]
-                        [--eval-every 2] [--eval-episodes 64] [--eval-trained] [--json PATH]
-                        [--out DIR] [fit options]
+                        [--eval-every 2] [--fine-eval-s 0] [--eval-episodes 64] [--eval-trained]
+                        [--json PATH] [--out DIR] [fit options]
 
 The clock starts when a run's process starts (imports and Numba compilation included) and stops
 while the periodic evaluations run (they are measurement, not training). Every evaluation
 measures the push-robustness curve: survival of deterministic 20 s episodes with pushes every
-2-4 s at 0.5-3.0 m/s, domain randomisation on, ``--eval-episodes`` episodes per magnitude. At
-the end the trained policy's and the zero-action baseline's curves are measured.
+2-4 s at 0.5-3.0 m/s, domain randomisation on, ``--eval-episodes`` episodes per magnitude, every
+``--eval-every`` epochs, and after every epoch during the first ``--fine-eval-s`` s of training
+(where the times to the first robustness levels are read). At the end the trained policy's and
+the zero-action baseline's curves are measured.
 
 With several ``--seeds`` (or ``--cold``) each seed runs in its own process, one after the other;
 ``--cold`` gives each a fresh, empty Numba cache (compilation counted, as on a first ``make
@@ -34,7 +36,7 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
-from quadlit.bench import require_config  # noqa: E402
+from quadlit.bench import epochs_between_evaluations, require_config  # noqa: E402
 
 #: Training metrics kept per iteration in the --json output (when logged).
 TRACE_KEYS = ("episode/return", "episode/length", "episode/survived", "train/explained_variance",
@@ -75,6 +77,11 @@ def run_one(args, extra: list[str]) -> dict:
 
         def train_seconds(self) -> float:
             return time.perf_counter() - T0 - self.eval_seconds
+
+        def on_train_epoch_start(self, trainer, module) -> None:
+            # Lightning reads this at every epoch's end: after every epoch while the run is young
+            trainer.check_val_every_n_epoch = epochs_between_evaluations(self.train_seconds(), args.eval_every,
+                                                                         args.fine_eval_s)
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
             m = trainer.callback_metrics
@@ -257,7 +264,8 @@ def run_seeds_in_processes(args, extra: list[str], prog: list[str]) -> list[dict
 
 def _passthrough(args) -> list[str]:
     return ["--config", args.config, "--minutes", str(args.minutes), "--eval-every", str(args.eval_every),
-            "--eval-episodes", str(args.eval_episodes), *(["--eval-trained"] if args.eval_trained else [])]
+            "--fine-eval-s", str(args.fine_eval_s), "--eval-episodes", str(args.eval_episodes),
+            *(["--eval-trained"] if args.eval_trained else [])]
 
 
 def _json_ready(records: list[dict]) -> list[dict]:
@@ -289,6 +297,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (several: one process each)")
     p.add_argument("--cold", action="store_true", help="each seed with a fresh, empty Numba cache")
     p.add_argument("--eval-every", type=int, default=2, help="evaluate every N epochs")
+    p.add_argument("--fine-eval-s", type=float, default=0.0,
+                   help="during the first N s of training evaluate after every epoch (then every --eval-every)")
     p.add_argument("--eval-episodes", type=int, default=64, help="episodes per push magnitude")
     p.add_argument("--eval-trained", action="store_true",
                    help="at every evaluation also measure the policy PPO trains (when the deployed one is its weight "
@@ -306,8 +316,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parser().parse_known_args(argv)
-    if args.minutes <= 0 or args.eval_every < 1 or args.eval_episodes < 1:
-        raise SystemExit("quadlit bench train: --minutes, --eval-every and --eval-episodes must be positive")
+    if args.minutes <= 0 or args.eval_every < 1 or args.eval_episodes < 1 or args.fine_eval_s < 0:
+        raise SystemExit("quadlit bench train: --minutes, --eval-every and --eval-episodes must be positive, "
+                         "--fine-eval-s at least 0")
     if args.chance is not None:
         if args.chance < 2:
             raise SystemExit("quadlit bench train: --chance needs at least 2 evaluations")

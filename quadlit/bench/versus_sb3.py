@@ -1,7 +1,8 @@
 """quadlit against Stable-Baselines3 PPO on quadlit's own environment, side by side.
 
     quadlit bench versus-sb3 [--minutes 3] [--seeds 0 1 2] [--cold] [--config configs/balance.yaml]
-                             [--eval-every-s 20] [--eval-episodes 64] [--out DIR] [--json PATH]
+                             [--eval-every-s 20] [--eval-every 2] [--fine-eval-s 60] [--fine-every-s 4]
+                             [--eval-episodes 64] [--out DIR] [--json PATH]
 
 For each seed, one after the other, each in its own process with the same training wall-clock
 budget (evaluations excluded, start-up and Numba compilation included):
@@ -15,9 +16,13 @@ budget (evaluations excluded, start-up and Numba compilation included):
 Both are evaluated with the same episodes: the push-robustness curve of ``--config``'s task
 (deterministic 20 s episodes, pushes every 2-4 s at 0.5-3.0 m/s, domain randomisation on,
 ``--eval-episodes`` per magnitude, fixed seeds), SB3 every ``--eval-every-s`` seconds of its
-training, quadlit every ``--eval-every`` epochs. Prints both final curves, the time each needed
-to reach 95 % survival at each magnitude, and writes the learning-curve and robustness PNGs with
-both. Stable-Baselines3 is a benchmark-only extra: ``pip install 'quadlit[bench]'``.
+training, quadlit every ``--eval-every`` epochs; during the first ``--fine-eval-s`` seconds both
+more often, SB3 every ``--fine-every-s`` s and quadlit after every epoch (~3.3 s of training on 2
+cores), so that the times to the first robustness levels are read on comparable grids (a coarse
+grid gives only an upper bound of such a time; docs/benchmarks.md shows how far off it was).
+Prints both final curves, the time each needed to reach 95 % survival at each magnitude,
+and writes the learning-curve and robustness PNGs with both. Stable-Baselines3 is a
+benchmark-only extra: ``pip install 'quadlit[bench]'``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
-from quadlit.bench import require_config  # noqa: E402
+from quadlit.bench import next_evaluation, require_config  # noqa: E402
 
 
 class SB3Policy:
@@ -95,7 +100,8 @@ def run_sb3(args) -> dict:
     model = PPO("MlpPolicy", env, n_steps=256, batch_size=256, n_epochs=10, learning_rate=3e-4, seed=args.seed,
                 device="cpu", verbose=0)
     rows: list[dict] = []
-    clock = {"eval": 0.0, "next": args.eval_every_s}
+    first = args.fine_every_s if args.fine_eval_s > 0 else args.eval_every_s
+    clock = {"eval": 0.0, "next": first}
 
     def train_seconds() -> float:
         return time.perf_counter() - T0 - clock["eval"]
@@ -115,7 +121,8 @@ def run_sb3(args) -> dict:
         def _on_step(self) -> bool:
             if train_seconds() >= clock["next"]:
                 rows.append(evaluate())
-                clock["next"] += args.eval_every_s
+                clock["next"] = next_evaluation(clock["next"], rows[-1]["seconds"], args.eval_every_s,
+                                                args.fine_every_s, args.fine_eval_s)
             return train_seconds() < args.minutes * 60
 
     print(f"bench versus-sb3: Stable-Baselines3 PPO, seed {args.seed}, budget {args.minutes:g} min", flush=True)
@@ -136,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cold", action="store_true", help="every run with a fresh, empty Numba cache")
     p.add_argument("--eval-every-s", type=float, default=20.0, help="SB3: evaluate every N s of training")
     p.add_argument("--eval-every", type=int, default=2, help="quadlit: evaluate every N epochs")
+    p.add_argument("--fine-eval-s", type=float, default=60.0,
+                   help="during the first N s of training evaluate more often: SB3 every --fine-every-s, quadlit "
+                        "after every epoch (0: never)")
+    p.add_argument("--fine-every-s", type=float, default=4.0, help="SB3: evaluate every N s during --fine-eval-s")
     p.add_argument("--eval-episodes", type=int, default=64, help="episodes per push magnitude")
     p.add_argument("--eval-seed", type=int, default=12345, help="seed of the evaluation episodes")
     p.add_argument("--sb3-params", choices=["default", "config"], default="default",
@@ -146,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)  # an SB3 child process
     p.add_argument("--child-json", default=None, help=argparse.SUPPRESS)
     args, extra = p.parse_known_args(argv)
+    if args.eval_every_s <= 0 or args.eval_every < 1 or args.fine_eval_s < 0 or args.fine_every_s <= 0:
+        raise SystemExit("quadlit bench versus-sb3: --eval-every-s, --eval-every and --fine-every-s must be positive, "
+                         "--fine-eval-s at least 0")
     require_config(args.config, "quadlit bench versus-sb3")
     if args.seed is not None:  # child: one SB3 run
         record = run_sb3(args)
@@ -163,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(tmp) / f"sb3-{seed}.json"
             cmd = [sys.executable, "-m", "quadlit.cli", "bench", "versus-sb3", "--seed", str(seed), "--child-json",
                    str(path), "--config", args.config, "--minutes", str(args.minutes), "--eval-every-s",
-                   str(args.eval_every_s), "--eval-episodes", str(args.eval_episodes), "--eval-seed",
+                   str(args.eval_every_s), "--fine-eval-s", str(args.fine_eval_s), "--fine-every-s",
+                   str(args.fine_every_s), "--eval-episodes", str(args.eval_episodes), "--eval-seed",
                    str(args.eval_seed), "--sb3-params", args.sb3_params]
             if subprocess.run(cmd, env=env).returncode != 0:
                 raise SystemExit(f"the SB3 run of seed {seed} failed")
@@ -175,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                 env["NUMBA_CACHE_DIR"] = str(Path(tmp) / f"cache-quadlit-{seed}")
             cmd = [sys.executable, "-m", "quadlit.launch", "bench", "train", "--single", "--seeds", str(seed),
                    "--json", str(path), "--config", args.config, "--minutes", str(args.minutes), "--eval-every",
-                   str(args.eval_every), "--eval-episodes", str(args.eval_episodes), *extra]
+                   str(args.eval_every), "--fine-eval-s", str(args.fine_eval_s), "--eval-episodes",
+                   str(args.eval_episodes), *extra]
             if subprocess.run(cmd, env=env).returncode != 0:
                 raise SystemExit(f"the quadlit run of seed {seed} failed")
             ours.append(json.loads(path.read_text())["records"][0])
