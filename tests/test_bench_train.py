@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from quadlit.bench import epochs_between_evaluations, next_evaluation
+from quadlit.bench import TrainingClock, epochs_between_evaluations, next_evaluation
 from quadlit.bench.train import _from_json, _json_ready, stability, summarize, time_to
 
 MAGS = (1.0, 2.0)
@@ -98,3 +98,23 @@ def test_the_evaluation_grid_is_fine_first_then_coarse():
 def test_bench_train_evaluates_after_every_epoch_while_young():
     assert [epochs_between_evaluations(t, 2, 60.0) for t in (0.0, 59.9, 60.0, 150.0)] == [1, 1, 2, 2]
     assert epochs_between_evaluations(10.0, 3) == 3  # no fine phase by default
+
+
+def test_an_evaluation_is_stamped_when_it_starts_and_kept_off_the_training_clock():
+    now = [100.0]
+    clock = TrainingClock(90.0, now=lambda: now[0])
+    assert clock.seconds() == 10.0
+
+    def evaluation(duration):
+        def run():
+            now[0] += duration
+            return "curve"
+        return run
+
+    assert clock.measure(evaluation(4.0)) == (10.0, "curve")  # stamped at 10 s, not 14 s
+    assert clock.seconds() == 10.0
+    now[0] += 3.0  # 3 s of training
+    assert clock.measure(evaluation(5.0)) == (13.0, "curve") and clock.seconds() == 13.0
+    # on a 4 s grid from 8 s, evaluations 4 s long: the next one is due at 16 s of training,
+    # whatever the wall-clock (an evaluation stamped after it ran would skip to 20 s)
+    assert next_evaluation(12.0, 13.0, 20.0, 4.0, 60.0) == 16.0

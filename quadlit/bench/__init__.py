@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 from quadlit.errors import ConfigError
 
@@ -29,6 +31,27 @@ def open_ended_fit(config: str, *extra: str) -> list[str]:
     ``extra`` comes last, so it can override any of them."""
     return ["fit", "--config", config, "--trainer.max_time", "null", "--trainer.max_epochs", "1000000",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *extra]
+
+
+class TrainingClock:
+    """A run's training wall-clock: seconds since ``start`` (a ``perf_counter`` reading, the
+    process's start for a cold run), the time spent in measurements excluded."""
+
+    def __init__(self, start: float, now: Callable[[], float] = time.perf_counter) -> None:
+        self.start, self._now = start, now
+        self.excluded = 0.0
+
+    def seconds(self) -> float:
+        return self._now() - self.start - self.excluded
+
+    def measure(self, fn: Callable[[], Any]) -> tuple[float, Any]:
+        """Run ``fn`` outside the training clock; returns (the training seconds when it started,
+        its result)."""
+        begin = self._now()
+        at = self.seconds()
+        result = fn()
+        self.excluded += self._now() - begin
+        return at, result
 
 
 def next_evaluation(due: float, now: float, every: float, fine_every: float = 0.0, fine_until: float = 0.0) -> float:

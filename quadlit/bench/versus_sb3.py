@@ -40,7 +40,7 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
-from quadlit.bench import next_evaluation, require_config  # noqa: E402
+from quadlit.bench import TrainingClock, next_evaluation, require_config  # noqa: E402
 
 
 class SB3Policy:
@@ -100,18 +100,14 @@ def run_sb3(args) -> dict:
     model = PPO("MlpPolicy", env, n_steps=256, batch_size=256, n_epochs=10, learning_rate=3e-4, seed=args.seed,
                 device="cpu", verbose=0)
     rows: list[dict] = []
-    first = args.fine_every_s if args.fine_eval_s > 0 else args.eval_every_s
-    clock = {"eval": 0.0, "next": first}
-
-    def train_seconds() -> float:
-        return time.perf_counter() - T0 - clock["eval"]
+    clock = TrainingClock(T0)
+    due = {"next": args.fine_every_s if args.fine_eval_s > 0 else args.eval_every_s}
 
     def evaluate() -> dict:
-        start = time.perf_counter()
-        curve = push_curve(SB3Policy(model), identity, "balance", eval_params, args.eval_episodes, args.eval_seed,
-                           "cpu")
-        row = {"seconds": train_seconds(), "env_steps": int(model.num_timesteps), "curve": curve}
-        clock["eval"] += time.perf_counter() - start
+        # the row is stamped with the training time at which the evaluation began
+        seconds, curve = clock.measure(lambda: push_curve(SB3Policy(model), identity, "balance", eval_params,
+                                                          args.eval_episodes, args.eval_seed, "cpu"))
+        row = {"seconds": seconds, "env_steps": int(model.num_timesteps), "curve": curve}
         print(f"  sb3 {row['seconds']:7.1f} s  {row['env_steps'] / 1e6:6.3f} M steps  survival % at "
               f"{'/'.join(f'{k:g}' for k in curve)} m/s: " + "  ".join(f"{100 * v:4.0f}" for v in curve.values()),
               flush=True)
@@ -119,11 +115,11 @@ def run_sb3(args) -> dict:
 
     class Budget(BaseCallback):
         def _on_step(self) -> bool:
-            if train_seconds() >= clock["next"]:
+            if clock.seconds() >= due["next"]:
                 rows.append(evaluate())
-                clock["next"] = next_evaluation(clock["next"], rows[-1]["seconds"], args.eval_every_s,
-                                                args.fine_every_s, args.fine_eval_s)
-            return train_seconds() < args.minutes * 60
+                due["next"] = next_evaluation(due["next"], rows[-1]["seconds"], args.eval_every_s,
+                                              args.fine_every_s, args.fine_eval_s)
+            return clock.seconds() < args.minutes * 60
 
     print(f"bench versus-sb3: Stable-Baselines3 PPO, seed {args.seed}, budget {args.minutes:g} min", flush=True)
     model.learn(total_timesteps=10**9, callback=Budget())
