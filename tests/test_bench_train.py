@@ -4,6 +4,7 @@ falls a policy that never changes shows by evaluation noise alone (--chance); th
 `bench train` and `bench versus-sb3` (finer during the first seconds)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,22 @@ def test_an_evaluation_is_stamped_when_it_starts_and_kept_off_the_training_clock
     # on a 4 s grid from 8 s, evaluations 4 s long: the next one is due at 16 s of training,
     # whatever the wall-clock (an evaluation stamped after it ran would skip to 20 s)
     assert next_evaluation(12.0, 13.0, 20.0, 4.0, 60.0) == 16.0
+
+
+def test_bench_train_evaluates_after_every_epoch_during_the_fine_phase(tmp_path):
+    # a tiny balance run of 3 epochs: with the whole run in the fine phase it is evaluated after
+    # every epoch; without one, after epoch 2 of 3 only (--eval-every 2); then the final curve
+    from quadlit.bench.train import main
+
+    def evaluated_env_steps(fine_eval_s):
+        out = tmp_path / f"fine{fine_eval_s}.json"
+        assert main(["--config", str(Path(__file__).resolve().parents[1] / "configs/balance.yaml"), "--minutes", "60", "--seeds", "0", "--eval-every", "2",
+                     "--fine-eval-s", str(fine_eval_s), "--eval-episodes", "2", "--json", str(out),
+                     "--trainer.max_epochs", "3", "--data.num_envs", "16", "--data.min_envs", "16",
+                     "--data.iterations_per_epoch", "1", "--data.rollout_steps", "8",
+                     "--trainer.enable_checkpointing", "false", "--trainer.logger", "false"]) == 0
+        rows = json.loads(out.read_text())["records"][0]["evaluations"]
+        return [row["env_steps"] for row in rows[:-1]]  # the last row is the final curve
+
+    assert evaluated_env_steps(1e9) == [128, 256, 384]
+    assert evaluated_env_steps(0) == [256]

@@ -35,23 +35,36 @@ def open_ended_fit(config: str, *extra: str) -> list[str]:
 
 class TrainingClock:
     """A run's training wall-clock: seconds since ``start`` (a ``perf_counter`` reading, the
-    process's start for a cold run), the time spent in measurements excluded."""
+    process's start for a cold run), the time spent in measurements excluded. A measurement is
+    either ``measure(fn)`` or a ``pause()`` ... ``resume()`` pair (for hooks that begin and end it
+    in different calls); either way it is stamped with the training time at which it began."""
 
     def __init__(self, start: float, now: Callable[[], float] = time.perf_counter) -> None:
         self.start, self._now = start, now
         self.excluded = 0.0
+        self._paused_at: float | None = None
 
     def seconds(self) -> float:
         return self._now() - self.start - self.excluded
 
+    def pause(self) -> float:
+        """Stop the training clock; returns the training seconds it stopped at."""
+        self._paused_at = self._now()
+        return self._paused_at - self.start - self.excluded
+
+    def resume(self) -> None:
+        """Start the training clock again (the time since ``pause`` is not training)."""
+        self.excluded += self._now() - self._paused_at
+        self._paused_at = None
+
     def measure(self, fn: Callable[[], Any]) -> tuple[float, Any]:
         """Run ``fn`` outside the training clock; returns (the training seconds when it started,
         its result)."""
-        begin = self._now()
-        at = self.seconds()
-        result = fn()
-        self.excluded += self._now() - begin
-        return at, result
+        at = self.pause()
+        try:
+            return at, fn()
+        finally:
+            self.resume()
 
 
 def next_evaluation(due: float, now: float, every: float, fine_every: float = 0.0, fine_until: float = 0.0) -> float:

@@ -36,7 +36,7 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
-from quadlit.bench import epochs_between_evaluations, require_config  # noqa: E402
+from quadlit.bench import TrainingClock, epochs_between_evaluations, require_config  # noqa: E402
 
 #: Training metrics kept per iteration in the --json output (when logged).
 TRACE_KEYS = ("episode/return", "episode/length", "episode/survived", "train/explained_variance",
@@ -69,14 +69,14 @@ def run_one(args, extra: list[str]) -> dict:
         every evaluation."""
 
         def __init__(self) -> None:
-            self.eval_seconds = 0.0
+            self.clock = TrainingClock(T0)
             self.rows: list[dict] = []
             self.trace: list[dict] = []
             self.collect = self.update = 0.0
-            self._start = 0.0
+            self._eval_began = 0.0
 
         def train_seconds(self) -> float:
-            return time.perf_counter() - T0 - self.eval_seconds
+            return self.clock.seconds()
 
         def on_train_epoch_start(self, trainer, module) -> None:
             # Lightning reads this at every epoch's end: after every epoch while the run is young
@@ -94,11 +94,11 @@ def run_one(args, extra: list[str]) -> dict:
                 trainer.should_stop = True
 
         def on_validation_start(self, trainer, module) -> None:
-            self._start = time.perf_counter()
+            self._eval_began = self.clock.pause()
 
         def on_validation_end(self, trainer, module) -> None:
             m = trainer.callback_metrics
-            row = {"seconds": self.train_seconds() - (time.perf_counter() - self._start),
+            row = {"seconds": self._eval_began,
                    "env_steps": int(module.env_steps), "survival": float(m["eval/survived"]),
                    "return": float(m["eval/return"]), "curve": _curve_from_metrics(m)}
             if args.eval_trained and module.deployed_policy is module.policy and not self.rows:
@@ -115,7 +115,7 @@ def run_one(args, extra: list[str]) -> dict:
                     row["latest_curve"] = push_curve(module.latest_policy, module.obs_norm, dm.task_name,
                                                      dm.task_params, args.eval_episodes, dm.eval_seed, module.device)
             self.rows.append(row)
-            self.eval_seconds += time.perf_counter() - self._start
+            self.clock.resume()
             curve = "  ".join(f"{100 * v:4.0f}" for v in row["curve"].values())
             print(f"  {row['seconds']:7.1f} s  {row['env_steps'] / 1e6:6.2f} M steps  return {row['return']:7.1f}  "
                   f"survival % at {'/'.join(f'{k:g}' for k in row['curve'])} m/s: {curve}"

@@ -101,7 +101,6 @@ def run_sb3(args) -> dict:
                 device="cpu", verbose=0)
     rows: list[dict] = []
     clock = TrainingClock(T0)
-    due = {"next": args.fine_every_s if args.fine_eval_s > 0 else args.eval_every_s}
 
     def evaluate() -> dict:
         # the row is stamped with the training time at which the evaluation began
@@ -114,11 +113,13 @@ def run_sb3(args) -> dict:
         return row
 
     class Budget(BaseCallback):
+        due = args.fine_every_s if args.fine_eval_s > 0 else args.eval_every_s  # the next evaluation
+
         def _on_step(self) -> bool:
-            if clock.seconds() >= due["next"]:
+            if clock.seconds() >= self.due:
                 rows.append(evaluate())
-                due["next"] = next_evaluation(due["next"], rows[-1]["seconds"], args.eval_every_s,
-                                              args.fine_every_s, args.fine_eval_s)
+                self.due = next_evaluation(self.due, rows[-1]["seconds"], args.eval_every_s, args.fine_every_s,
+                                           args.fine_eval_s)
             return clock.seconds() < args.minutes * 60
 
     print(f"bench versus-sb3: Stable-Baselines3 PPO, seed {args.seed}, budget {args.minutes:g} min", flush=True)
