@@ -42,3 +42,24 @@ def test_a_missing_checkpoint_or_no_episodes_is_refused(tmp_path):
         main(["--ckpt_path", str(tmp_path / "none.ckpt")])
     with pytest.raises(ConfigError, match="--episodes"):
         main(["--ckpt_path", str(tmp_path / "none.ckpt"), "--episodes", "0"])
+
+
+def test_the_curve_at_chosen_pushes_is_the_in_run_curve_episode_for_episode():
+    # run_curve builds its episodes with push_evaluation: at the curve's pushes they must be the
+    # in-run evaluation's own
+    from quadlit.models.baselines import ZeroPolicy
+    from quadlit.tasks import evaluations
+    from quadlit.tasks.balance.evaluation import PUSH_CURVE, push_evaluation
+    from quadlit.tasks.balance.params import BalanceParams
+    from quadlit.training.evaluation import push_curve
+    from quadlit.training.normalizer import RunningNorm
+
+    params = BalanceParams()
+    curve = next(e for e in evaluations("balance", params, 8) if e.name == "curve")
+    assert push_evaluation(params, PUSH_CURVE, 8).params == curve.params
+    zero, norm = ZeroPolicy(12), RunningNorm(37, enabled=False)
+    in_run = push_curve(zero, norm, "balance", params, 8, 7, "cpu")
+    assert run_curve(zero, norm, params, 8, 7).survival() == pytest.approx(in_run)
+    assert set(run_curve(zero, norm, params, 8, 7, magnitudes=(0.5, 2.0)).survival()) == {0.5, 2.0}
+    # the zero action stands through 0.5 m/s and falls at 2.0 m/s (its curve: 100/8/0/0/0/0)
+    assert run_curve(zero, norm, params, 8, 7, magnitudes=(0.5, 2.0)).survival() == {0.5: 1.0, 2.0: 0.0}

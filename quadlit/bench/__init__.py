@@ -1,4 +1,4 @@
-"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus-sb3|compile|update|world-model|all``."""
+"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus-sb3|compile|update|world-model|falls|early|all``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ BENCHES = {
     "update": "quadlit.bench.update",
     "world-model": "quadlit.bench.world_model",
     "falls": "quadlit.bench.falls",
+    "early": "quadlit.bench.early",
 }
 
 
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                              "render: cost of an evaluation video; fingerprint: digests of a short fixed-seed run; "
                              "compile: start-up (cold Numba compilation, time to the first iteration); update: cost of a PPO and world-model step; "
                              "world-model: world-model designs trained and judged on one run's data; "
-                             "falls: which pushes a balance policy fails "
+                             "falls: which pushes a balance policy fails; "
+                             "early: a balance run's first iterations, policy by policy "
                              "(all = reach + physics)")
     args, rest = parser.parse_known_args(argv)
     names = ["reach", "physics"] if args.name == "all" else [args.name]

@@ -82,14 +82,17 @@ class Falls:
 
 
 @torch.no_grad()
-def run_curve(policy, obs_norm, params, episodes: int, seed: int, deterministic: bool = True) -> Falls:
+def run_curve(policy, obs_norm, params, episodes: int, seed: int, deterministic: bool = True,
+              magnitudes: tuple[float, ...] | None = None) -> Falls:
     """The curve's episodes of the balance task with ``policy`` (``evaluate_policy``: the first
-    episode in every environment), with the privileged observation at each one's end."""
-    from quadlit.tasks import evaluations, make_evaluation_task
-    from quadlit.tasks.balance.evaluation import PUSH_CURVE
+    episode in every environment), with the privileged observation at each one's end.
+    ``magnitudes``: the curve's episodes at these pushes only (m/s; default: the whole curve)."""
+    from quadlit.tasks import make_evaluation_task
+    from quadlit.tasks.balance.evaluation import PUSH_CURVE, push_evaluation
     from quadlit.training.rollout import evaluate_policy
 
-    evaluation = next(e for e in evaluations("balance", params, episodes) if e.name == "curve")
+    magnitudes = PUSH_CURVE if magnitudes is None else tuple(float(m) for m in magnitudes)
+    evaluation = push_evaluation(params, magnitudes, episodes)
     task = make_evaluation_task("balance", evaluation, seed)
     last = np.zeros((task.num_envs, task.spec.privileged_dim), dtype=np.float32)
 
@@ -106,7 +109,7 @@ def run_curve(policy, obs_norm, params, episodes: int, seed: int, deterministic:
     finally:
         task.close()
     fell = metrics["survived"] < 0.5  # the episode ended before its time limit
-    return Falls(np.repeat(np.asarray(PUSH_CURVE, dtype=np.float64), episodes), fell, last)
+    return Falls(np.repeat(np.asarray(magnitudes, dtype=np.float64), episodes), fell, last)
 
 
 def format_table(label: str, rows: dict[str, dict]) -> str:

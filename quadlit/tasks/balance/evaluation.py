@@ -54,6 +54,13 @@ def _push_batch(name: str, params: BalanceParams, magnitudes: tuple[float, ...],
                       title=title, table=table if title is not None else None)
 
 
+def push_evaluation(params: BalanceParams, magnitudes: tuple[float, ...] = PUSH_CURVE, episodes: int = 64,
+                    name: str = "curve") -> Evaluation:
+    """The push-robustness curve's deterministic episodes at any ``magnitudes`` (m/s): with the
+    default magnitudes, the curve of ``balance_evaluations`` itself (the same episodes)."""
+    return _push_batch(name, params, tuple(float(m) for m in magnitudes), episodes)
+
+
 def balance_evaluations(params: BalanceParams, episodes: int) -> tuple[Evaluation, Evaluation]:
     """``episodes`` deterministic episodes of the task as configured (fixed push size: no jitter, no
     curriculum), and ``episodes`` per magnitude of ``PUSH_CURVE`` (one batch of
