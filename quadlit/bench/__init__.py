@@ -34,6 +34,12 @@ def open_ended_fit(config: str, *extra: str) -> list[str]:
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *extra]
 
 
+def seed_options(seed: int) -> list[str]:
+    """``quadlit fit`` options that seed a run everywhere: Lightning's global seed, the data
+    module's generators and the model's."""
+    return ["--seed_everything", str(seed), "--data.seed", str(seed), "--model.seed", str(seed)]
+
+
 class TrainingClock:
     """A run's training wall-clock: seconds since ``start`` (a ``perf_counter`` reading, the
     process's start for a cold run), the time spent in measurements excluded. A measurement is

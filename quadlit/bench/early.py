@@ -70,7 +70,7 @@ def train_and_copy(args, extra: list[str]) -> tuple[list[dict], object]:
     Returns the copies (oldest first) and the data module (the task's parameters and seeds)."""
     from lightning.pytorch.callbacks import Callback
 
-    from quadlit.bench import open_ended_fit
+    from quadlit.bench import open_ended_fit, seed_options
     from quadlit.cli import quiet_known_warnings, run_cli
 
     wanted, last = set(args.iterations), max(args.iterations)
@@ -102,8 +102,7 @@ def train_and_copy(args, extra: list[str]) -> tuple[list[dict], object]:
     with tempfile.TemporaryDirectory(prefix="quadlit-bench-early-") as tmp:
         fit_args = open_ended_fit(args.config, "--trainer.check_val_every_n_epoch", "1000000",
                                   "--trainer.num_sanity_val_steps", "0", "--trainer.default_root_dir", tmp,
-                                  "--seed_everything", str(args.seed), "--data.seed", str(args.seed),
-                                  "--model.seed", str(args.seed), *extra)
+                                  *seed_options(args.seed), *extra)
         cli = run_cli(fit_args, extra_callbacks=[copies])
     if len(copies.copies) < len(wanted):
         raise ConfigError(f"quadlit bench early: the run stopped after {len(copies.copies)} of the listed iterations "
@@ -164,12 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = evaluate_copies(copies, dm, args)
     if args.swap_stats:
         print(format_swap(rows), flush=True)
-    if args.out:
-        def keyed(v):
-            return {str(k): x for k, x in v.items()} if isinstance(v, dict) else v
-        out = [{k: ([keyed(x) for x in v] if k == "swap" else keyed(v)) for k, v in r.items()} for r in rows]
+    if args.out:  # (json writes the push magnitudes, float keys, as "0.5")
         Path(args.out).write_text(json.dumps({"config": args.config, "seed": args.seed, "extra": extra,
-                                              "episodes": args.episodes, "rows": out}, indent=1))
+                                              "episodes": args.episodes, "rows": rows}, indent=1))
     return 0
 
 

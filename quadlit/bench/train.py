@@ -59,7 +59,7 @@ def run_one(args, extra: list[str]) -> dict:
     """One training run in this process; returns its record."""
     from lightning.pytorch.callbacks import Callback
 
-    from quadlit.bench import open_ended_fit
+    from quadlit.bench import open_ended_fit, seed_options
     from quadlit.cli import quiet_known_warnings, run_cli
     from quadlit.models.baselines import ZeroPolicy
     from quadlit.training.normalizer import RunningNorm
@@ -130,9 +130,8 @@ def run_one(args, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="quadlit-bench-train-") as tmp:
         fit_args = open_ended_fit(args.config, "--trainer.check_val_every_n_epoch", str(args.eval_every),
                                   "--data.eval_curve", "true", "--data.eval_episodes", str(args.eval_episodes),
-                                  "--trainer.default_root_dir", args.root or tmp, "--seed_everything",
-                                  str(args.seeds[0]), "--data.seed", str(args.seeds[0]), "--model.seed",
-                                  str(args.seeds[0]), *extra)
+                                  "--trainer.default_root_dir", args.root or tmp, *seed_options(args.seeds[0]),
+                                  *extra)
         print(f"bench train: {args.config}, seed {args.seeds[0]}, budget {args.minutes:g} min of training "
               f"wall-clock (evaluations excluded){' ' + ' '.join(extra) if extra else ''}", flush=True)
         cli = run_cli(fit_args, extra_callbacks=[clock])
