@@ -1,5 +1,5 @@
-"""Actuator stage: motor torques, joint damping and the one-sided joint-limit springs, as
-generalised joint forces (N·m) in ``Q[6:]``; the trunk part ``Q[0:6]`` is cleared here.
+"""Actuator stage: motor torques, joint damping, joint friction loss and the one-sided joint-limit
+springs, as generalised joint forces (N·m) in ``Q[6:]``; the trunk part ``Q[0:6]`` is cleared here.
 
 Motors sit here rather than in ``contacts.py``: like damping and limits they act along a joint
 axis (one torque per joint, no Jacobian), while contacts are point forces mapped through it.
@@ -11,7 +11,8 @@ Pairs (scalar reference <-> SIMD twin, same results to rounding):
 * ``motor_command`` (per control step: action -> PD target or torque command) is shared: the
   scalar ``control_step.load_env`` and the SIMD ``control_step.gather_block`` both call it.
 
-``apply_motor_torques`` and ``joint_limit_torque`` are the scalar per-joint laws.
+``apply_motor_torques``, ``joint_limit_torque`` and ``joint_friction_torque`` are the scalar
+per-joint laws.
 """
 
 from __future__ import annotations
@@ -75,10 +76,26 @@ def joint_limit_torque(model: RobotModel, sim: SimParams, j, q, qd):
     return tau
 
 
+@nb.njit(inline="always", **JIT)
+def joint_friction_torque(model: RobotModel, j, qd):
+    """Dry friction of joint ``j`` (N·m) at velocity ``qd``: ``-clip(c qd, -f, f)`` with ``f`` the
+    joint's friction loss and ``c`` its ``joint_friction_damping``, a viscous slope below the limit
+    (what MuJoCo's soft friction-loss constraint does; a true Coulomb step cannot be integrated
+    with an explicit 1 ms step). Zero for a joint without friction loss."""
+    f = model.joint_frictionloss[j]
+    t = model.joint_friction_damping[j] * qd
+    if t > f:
+        t = f
+    elif t < -f:
+        t = -f
+    return -t
+
+
 @nb.njit(**JIT)
 def joint_forces(model: RobotModel, sim: SimParams, ws):
-    """Motor torques (``apply_motor_torques``), joint damping and joint-limit springs
-    (``joint_limit_torque``) into ``ws.Q[6:]``, N·m; ``ws.Q[0:6]`` cleared. Accumulates the motor
+    """Motor torques (``apply_motor_torques``), joint damping, friction loss
+    (``joint_friction_torque``) and joint-limit springs (``joint_limit_torque``) into
+    ``ws.Q[6:]``, N·m; ``ws.Q[0:6]`` cleared. Accumulates the motor
     torque (``ws.torque``, N·m) and power (``ws.power``, W) over the substeps.
     SIMD twin: ``joint_forces_block``."""
     q, qd, Q = ws.q, ws.qd, ws.Q
@@ -91,13 +108,13 @@ def joint_forces(model: RobotModel, sim: SimParams, ws):
         extra = -model.joint_damping[j] * qd[j]
         if sim.joint_limits != 0:
             extra += joint_limit_torque(model, sim, j, q[j], qd[j])
-        Q[6 + j] = tau + extra
+        Q[6 + j] = tau + extra + joint_friction_torque(model, j, qd[j])
 
 
 @nb.njit(**JITB)
 def joint_forces_block(model: RobotModel, sim: SimParams, w):
-    """Motor torques (PD or torque mode, clipped, velocity-limited), joint damping and
-    one-sided joint-limit springs into ``w.Q[6:]``, N·m; motor torque and power accumulated.
+    """Motor torques (PD or torque mode, clipped, velocity-limited), joint damping, friction loss
+    and one-sided joint-limit springs into ``w.Q[6:]``, N·m; motor torque and power accumulated.
     Scalar reference: ``joint_forces`` (which sums the three in another order: equal to rounding)."""
     q, qd, Q = w.q, w.qd, w.Q
     pd = sim.motor_mode == MOTOR_PD
@@ -109,6 +126,7 @@ def joint_forces_block(model: RobotModel, sim: SimParams, w):
     for j in range(12):
         kp, kd, lim0 = model.kp[j], model.kd[j], model.joint_torque_limit[j]
         vlim, damp = model.joint_vel_limit[j], model.joint_damping[j]
+        fric, fric_c = model.joint_frictionloss[j], model.joint_friction_damping[j]
         lo, hi = model.joint_lower[j], model.joint_upper[j]
         for l in range(BLOCK):
             qj, qdj = q[j, l], qd[j, l]
@@ -125,4 +143,7 @@ def joint_forces_block(model: RobotModel, sim: SimParams, w):
             t_hi = kl * (hi - qj) - cl * qdj
             t_hi = t_hi if (qj > hi and t_hi < 0.0) else 0.0
             lim_tau = t_lo + t_hi if limits_on else 0.0
-            Q[6 + j, l] = tau - damp * qdj + lim_tau
+            t_f = fric_c * qdj
+            t_f = fric if t_f > fric else t_f
+            t_f = -fric if t_f < -fric else t_f
+            Q[6 + j, l] = tau - damp * qdj + lim_tau - t_f

@@ -4,8 +4,8 @@ forces through the kinematic tree and added to ``Q``; and the trunk/knee ground-
 (the tasks' failure rule).
 
 Contact geometry (the collision geometry of ``to_mjcf(..., body_contacts=True)``): a sphere of
-``foot_radius`` per foot; the trunk box (``trunk_half_extents``, centred on the trunk origin) by
-its 8 corners; a sphere of ``knee_radius`` at each knee (the calf origin); each shank, a capsule
+``foot_radius`` per foot; the trunk box (``trunk_half_extents``, centred at ``trunk_box_center``
+in the trunk frame) by its 8 corners; a sphere of ``knee_radius`` at each knee (the calf origin); each shank, a capsule
 of ``shank_radius`` from the knee to ``shank_end`` (a foot radius short of the foot centre), by
 its end closest to the ground. Every point has its own stick-spring anchor: ``foot_slip`` for the
 feet, ``body_slip`` (``state.NUM_BODY_POINTS`` rows) for the others.
@@ -141,9 +141,27 @@ def ground_contacts(model: RobotModel, sim: SimParams, ws):
 @nb.njit(inline="always", **JIT)
 def trunk_corner(model: RobotModel, k):
     """Trunk box corner ``k`` (0-7) in the trunk frame, m: the sign of x from bit 0 of ``k``,
-    y bit 1, z bit 2 (set: plus)."""
+    y bit 1, z bit 2 (set: plus), about the box centre ``trunk_box_center``."""
     hx, hy, hz = model.trunk_half_extents[0], model.trunk_half_extents[1], model.trunk_half_extents[2]
-    return (hx if k & 1 else -hx), (hy if k & 2 else -hy), (hz if k & 4 else -hz)
+    cx, cy, cz = model.trunk_box_center[0], model.trunk_box_center[1], model.trunk_box_center[2]
+    return cx + (hx if k & 1 else -hx), cy + (hy if k & 2 else -hy), cz + (hz if k & 4 else -hz)
+
+
+@nb.njit(inline="always", **JIT)
+def trunk_box(model: RobotModel):
+    """The trunk box as six scalars for ``trunk_box_lowest``: half extents and centre (trunk
+    frame, m). Read before a lane loop (the record may alias a workspace as far as LLVM knows)."""
+    h, c = model.trunk_half_extents, model.trunk_box_center
+    return h[0], h[1], h[2], c[0], c[1], c[2]
+
+
+@nb.njit(inline="always", **JIT)
+def trunk_box_lowest(box, z, r20, r21, r22):
+    """Height of the trunk box's lowest point (m) for a trunk origin at height ``z`` whose
+    rotation's bottom row is ``(r20, r21, r22)`` (world z of the trunk axes); ``box`` from
+    ``trunk_box``."""
+    hx, hy, hz, cx, cy, cz = box
+    return z + (r20 * cx + r21 * cy + r22 * cz) - (abs(r20) * hx + abs(r21) * hy + abs(r22) * hz)
 
 
 @nb.njit(**JIT)
@@ -259,11 +277,11 @@ def _count_near_ground_block(model: RobotModel, w):
     ``SKIP_CLEARANCE`` of touching the ground or below it (a quick check with the trunk's lowest
     corner for all 8; an integer count, so the lane loops vectorise as a sum)."""
     R, p = w.R, w.p
-    hx, hy, hz = model.trunk_half_extents[0], model.trunk_half_extents[1], model.trunk_half_extents[2]
     kr, sr = model.knee_radius + SKIP_CLEARANCE, model.shank_radius + SKIP_CLEARANCE
+    box = trunk_box(model)
     near = 0
     for l in range(BLOCK):
-        lowest = w.pos[2, l] - (abs(R[0, 2, 0, l]) * hx + abs(R[0, 2, 1, l]) * hy + abs(R[0, 2, 2, l]) * hz)
+        lowest = trunk_box_lowest(box, w.pos[2, l], R[0, 2, 0, l], R[0, 2, 1, l], R[0, 2, 2, l])
         near += 1 if lowest < SKIP_CLEARANCE else 0
     for leg in range(4):
         b = 3 + 3 * leg
@@ -326,8 +344,7 @@ def body_touches_ground(model: RobotModel, ws):
     from ``body_ground_contacts``). SIMD twin: ``body_touches_ground_block``."""
     R0 = ws.R[0]
     base_z = ws.pos[2]
-    hx, hy, hz = model.trunk_half_extents[0], model.trunk_half_extents[1], model.trunk_half_extents[2]
-    lowest = base_z - (abs(R0[2, 0]) * hx + abs(R0[2, 1]) * hy + abs(R0[2, 2]) * hz)
+    lowest = trunk_box_lowest(trunk_box(model), base_z, R0[2, 0], R0[2, 1], R0[2, 2])
     touched = lowest < 0.0
     for leg in range(4):
         touched = touched or (base_z + ws.p[3 + 3 * leg, 2] < model.knee_radius)
@@ -339,11 +356,11 @@ def body_touches_ground_block(model: RobotModel, w):
     """Sets ``w.touch[l]`` to 1.0 where the trunk box or a knee touches the ground (lanes that
     touched earlier in the control step keep it). Scalar reference: ``body_touches_ground``."""
     R, p = w.R, w.p
-    hx, hy, hz = model.trunk_half_extents[0], model.trunk_half_extents[1], model.trunk_half_extents[2]
     kr = model.knee_radius
+    box = trunk_box(model)
     for l in range(BLOCK):
         z = w.pos[2, l]
-        lowest = z - (abs(R[0, 2, 0, l]) * hx + abs(R[0, 2, 1, l]) * hy + abs(R[0, 2, 2, l]) * hz)
+        lowest = trunk_box_lowest(box, z, R[0, 2, 0, l], R[0, 2, 1, l], R[0, 2, 2, l])
         knee = min(min(p[3, 2, l], p[6, 2, l]), min(p[9, 2, l], p[12, 2, l]))
         hit = lowest < 0.0 or z + knee < kr
         w.touch[l] = 1.0 if hit else w.touch[l]

@@ -63,15 +63,19 @@ MODEL_DTYPE = np.dtype([
     ("joint_torque_limit", np.float64, (12,)),
     ("joint_damping", np.float64, (12,)),
     ("joint_armature", np.float64, (12,)),
+    ("joint_frictionloss", np.float64, (12,)),
+    ("joint_friction_damping", np.float64, (12,)),
     ("default_q", np.float64, (12,)),
     ("kp", np.float64, (12,)),
     ("kd", np.float64, (12,)),
     ("foot_pos", np.float64, (4, 3)),
     ("foot_radius", np.float64),
     ("trunk_half_extents", np.float64, (3,)),
+    ("trunk_box_center", np.float64, (3,)),
     ("knee_radius", np.float64),
     ("shank_radius", np.float64),
     ("standing_height", np.float64),
+    ("nominal_height", np.float64),
     ("total_mass", np.float64),
 ], align=True)
 """Fields of the robot record (float64 unless noted; units SI):
@@ -83,13 +87,19 @@ MODEL_DTYPE = np.dtype([
     joint_lower, joint_upper (12,) rad (soft limits: spring-dampers);
     joint_vel_limit (12,) rad/s (a motor does no positive work beyond it);
     joint_torque_limit (12,) N·m; joint_damping (12,) N·m·s/rad; joint_armature (12,) kg·m²;
+    joint_frictionloss (12,) dry friction torque, N·m, regularised as
+    ``-clip(joint_friction_damping * qd, ±joint_frictionloss)`` with joint_friction_damping (12,)
+    N·m·s/rad (the viscous slope below the friction limit; as MuJoCo's soft friction constraint);
     default_q (12,) default standing angles, rad; kp (12,) N·m/rad; kd (12,) N·m·s/rad;
     foot_pos (4, 3) foot sphere centre in each calf frame, m; foot_radius m;
-    trunk_half_extents (3,) trunk box (centred on the trunk origin) for ground contact and
-    touch detection, m; knee_radius: sphere at each calf origin (the knee), m; shank_radius:
-    capsule from the knee towards the foot, stopping a foot radius short of the foot centre, m;
+    trunk_half_extents (3,) half sizes of the trunk box for ground contact and touch detection,
+    m, centred at trunk_box_center (3,) in the trunk frame, m; knee_radius: sphere at each calf
+    origin (the knee), m; shank_radius: capsule from the knee towards the foot, stopping a foot
+    radius short of the foot centre, m;
     standing_height: trunk height of the default pose, level, feet just touching, no load, m;
-    total_mass kg.
+    nominal_height: trunk height where the robot settles holding its default pose under its own
+    weight, m (given, not derived: the balance task's height target and failure height scale
+    with it); total_mass kg.
 """
 
 RobotModel = np.record
@@ -220,6 +230,11 @@ def _combine(m1, c1, i1, m2, c2, i2) -> tuple[float, np.ndarray, np.ndarray]:
     return m, c, shift(m1, c1, i1) + shift(m2, c2, i2)
 
 
+A1_NOMINAL_HEIGHT = 0.305
+"""m: where the built-in A1 settles holding its default pose (0.3054 m measured; the balance task's
+height target since the first sessions)."""
+
+
 def _a1_fields() -> dict:
     trunk_m = 4.713
     trunk_c = np.array([0.012731, 0.002186, 0.000515])
@@ -271,14 +286,18 @@ def _a1_fields() -> dict:
         joint_torque_limit=per_leg(33.5, 33.5, 33.5),
         joint_damping=per_leg(0.0, 0.0, 0.0),
         joint_armature=per_leg(0.01, 0.01, 0.01),
+        joint_frictionloss=per_leg(0.0, 0.0, 0.0),
+        joint_friction_damping=per_leg(0.0, 0.0, 0.0),
         default_q=per_leg(0.0, 0.8, -1.5),
         kp=per_leg(80.0, 80.0, 80.0),
         kd=per_leg(2.0, 2.0, 2.0),
         foot_pos=foot_pos,
         foot_radius=foot_r,
         trunk_half_extents=np.array([0.1335, 0.097, 0.057]),
+        trunk_box_center=np.zeros(3),
         knee_radius=0.02,
         shank_radius=0.012,
+        nominal_height=A1_NOMINAL_HEIGHT,
     )
 
 
@@ -286,8 +305,8 @@ _ARRAY_SHAPES = {
     "body_mass": (13,), "body_com": (13, 3), "body_inertia": (13, 3, 3), "joint_parent": (12,),
     "joint_pos": (12, 3), "joint_axis": (12, 3), "joint_lower": (12,), "joint_upper": (12,),
     "joint_vel_limit": (12,), "joint_torque_limit": (12,), "joint_damping": (12,),
-    "joint_armature": (12,), "default_q": (12,), "kp": (12,), "kd": (12,), "foot_pos": (4, 3),
-    "trunk_half_extents": (3,),
+    "joint_armature": (12,), "joint_frictionloss": (12,), "joint_friction_damping": (12,), "default_q": (12,),
+    "kp": (12,), "kd": (12,), "foot_pos": (4, 3), "trunk_half_extents": (3,), "trunk_box_center": (3,),
 }
 
 
@@ -336,16 +355,25 @@ def a1_model(**overrides) -> RobotModel:
     ``total_mass`` and ``standing_height`` are recomputed unless given.
 
     Defaults: default pose hip 0, thigh 0.8, knee -1.5 rad; Kp 80 N·m/rad, Kd 2 N·m·s/rad;
-    torque limit 33.5 N·m; armature 0.01 kg·m²; no joint damping; foot radius 0.02 m.
-    ``standing_height`` is then 0.3123 m (kinematic); holding the default pose under the
+    torque limit 33.5 N·m; armature 0.01 kg·m²; no joint damping or friction loss; foot radius
+    0.02 m. ``standing_height`` is then 0.3123 m (kinematic); holding the default pose under the
     robot's weight with the default gains (and SimParams contact), the trunk settles at
-    0.3054 m (7 mm of PD sag), level, feet still.
+    0.3054 m (7 mm of PD sag), level, feet still (``nominal_height`` 0.305 m).
     """
-    fields = _a1_fields()
     unknown = set(overrides) - set(MODEL_DTYPE.names)
     if unknown:
         raise ValueError(f"unknown RobotModel fields: {sorted(unknown)}")
-    fields.update(overrides)
+    return robot_model({**_a1_fields(), **overrides})
+
+
+def robot_model(fields: dict) -> RobotModel:
+    """A validated, read-only record from a dict of every ``MODEL_DTYPE`` field (``total_mass``
+    and ``standing_height`` may be left out: they are computed). Joint axes are normalised.
+    Raises ValueError naming the first bad field."""
+    fields = dict(fields)
+    missing = set(MODEL_DTYPE.names) - set(fields) - {"total_mass", "standing_height"}
+    if missing:
+        raise ValueError(f"RobotModel fields missing: {sorted(missing)}")
     for name, shape in _ARRAY_SHAPES.items():
         dtype = np.int64 if name == "joint_parent" else np.float64
         arr = np.array(fields[name], dtype=dtype)
@@ -363,7 +391,10 @@ def a1_model(**overrides) -> RobotModel:
     fields["joint_axis"] = axes / np.linalg.norm(axes, axis=1, keepdims=True)
     if np.any(fields["joint_lower"] >= fields["joint_upper"]):
         raise ValueError("joint_lower must be < joint_upper")
-    for name in ("foot_radius", "knee_radius", "shank_radius"):
+    for name in ("joint_frictionloss", "joint_friction_damping", "joint_damping", "joint_armature"):
+        if np.any(fields[name] < 0):
+            raise ValueError(f"{name} must be >= 0")
+    for name in ("foot_radius", "knee_radius", "shank_radius", "nominal_height"):
         fields[name] = float(fields[name])
         if fields[name] <= 0:
             raise ValueError(f"{name} must be > 0")
@@ -390,7 +421,10 @@ def _pack(fields: dict) -> RobotModel:
 def replace_model(model: RobotModel, **changes) -> RobotModel:
     """A new record equal to ``model`` except for ``changes`` (``standing_height`` and
     ``total_mass`` are recomputed unless given)."""
+    unknown = set(changes) - set(MODEL_DTYPE.names)
+    if unknown:
+        raise ValueError(f"unknown RobotModel fields: {sorted(unknown)}")
     fields = model_fields(model)
     fields.pop("standing_height")
     fields.pop("total_mass")
-    return a1_model(**{**fields, **changes})
+    return robot_model({**fields, **changes})

@@ -3,6 +3,8 @@ against a NumPy reference, the SIMD twin against the scalar one, a limp robot dr
 belly, a standing robot untouched by them (bit for bit the feet-only step), and old saved
 states (without ``body_slip``) loading with zeros."""
 
+import sys
+
 import numba as nb
 import numpy as np
 import pytest
@@ -18,6 +20,8 @@ from tests.physics.scenarios import kicked_trajectory
 from tests.physics.test_simd import BODY_CONTACTS, STAGES, _block_stage, _scalar_stage
 
 MODEL = a1_model()
+#: An imported robot's trunk box need not be centred on the trunk origin.
+OFFSET_BOX = a1_model(trunk_box_center=(0.05, -0.02, -0.01))
 SIM = SimParams()
 KINDS = {"trunk corners": slice(0, KNEE0), "knees": slice(KNEE0, SHANK0), "shanks": slice(SHANK0, NUM_BODY_POINTS)}
 
@@ -64,7 +68,7 @@ def reference_body_contacts(model, sim, st, i, friction):
     spheres = []  # (body, centre relative to the trunk origin, radius) per body point
     hx, hy, hz = model.trunk_half_extents
     for k in range(8):
-        corner = np.array([hx if k & 1 else -hx, hy if k & 2 else -hy, hz if k & 4 else -hz])
+        corner = model.trunk_box_center + np.array([hx if k & 1 else -hx, hy if k & 2 else -hy, hz if k & 4 else -hz])
         spheres.append((0, rot[0] @ corner, 0.0))
     for leg in range(4):
         spheres.append((3 + 3 * leg, pos[3 + 3 * leg], model.knee_radius))
@@ -144,7 +148,8 @@ def _lowest_points(st, i):
         rot[j + 1] = rot[parent] @ _rot(MODEL.joint_axis[j], st.joint_pos[i, j])
         pos[j + 1] = pos[parent] + rot[parent] @ MODEL.joint_pos[j]
     hx, hy, hz = MODEL.trunk_half_extents
-    out = [(pos[0] + rot[0] @ (hx if k & 1 else -hx, hy if k & 2 else -hy, hz if k & 4 else -hz))[2]
+    c = MODEL.trunk_box_center
+    out = [(pos[0] + rot[0] @ (c + (hx if k & 1 else -hx, hy if k & 2 else -hy, hz if k & 4 else -hz)))[2]
            for k in range(8)]
     out += [pos[3 + 3 * leg][2] - MODEL.knee_radius for leg in range(4)]
     for leg in range(4):
@@ -153,8 +158,16 @@ def _lowest_points(st, i):
     return np.array(out)
 
 
+@pytest.fixture(params=["a1", "offset box"])
+def robot(request, monkeypatch):
+    """The built-in A1, and a record whose trunk box is off the trunk origin."""
+    model = MODEL if request.param == "a1" else OFFSET_BOX
+    monkeypatch.setattr(sys.modules[__name__], "MODEL", model)
+    return model
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_body_contact_forces_equal_the_numpy_reference(kind):
+def test_body_contact_forces_equal_the_numpy_reference(kind, robot):
     """Generalised force and stick springs of ``body_ground_contacts`` against
     ``reference_body_contacts`` for 60 random states with a point of ``kind`` in the ground
     (sticking and sliding both exercised)."""
@@ -359,3 +372,18 @@ def test_balance_task_resumes_from_an_old_checkpoint_state():
     np.testing.assert_array_equal(ra.reward, rb.reward)
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize("method", ["block", "shards"])
+def test_touch_detection_follows_an_off_centre_trunk_box(method):
+    """The failure rule's trunk box sits at ``trunk_box_center``: a level trunk 5 mm higher than
+    its half height touches the ground when its box reaches 10 mm lower than the trunk origin's
+    box would, and not when the box is centred (legs swung back, knees at trunk height)."""
+    sim = SimParams(motor_mode=MOTOR_TORQUE, substeps=1)
+    low = a1_model(trunk_box_center=(0.0, 0.0, -0.01))
+    for model, height, touches in ((MODEL, 0.005, False), (low, 0.005, True), (low, 0.011, False)):
+        st = PhysicsState.allocate(1)
+        st.set_standing(model, height=float(model.trunk_half_extents[2]) + height)
+        st.joint_pos[:] = np.tile([0.0, np.pi / 2, -0.5], 4)
+        step(model, sim, EnvParams.allocate(1), st, np.zeros((1, 12)), method=method)
+        assert bool(st.body_contact[0]) is touches, (model.trunk_box_center, height)

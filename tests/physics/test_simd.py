@@ -20,6 +20,8 @@ largest difference measured over these tests (from 2e-16 m in positions to 1e-10
 power after 10 kicked control steps), rounded up to a power of ten.
 """
 
+import sys
+
 import numba as nb
 import numpy as np
 import pytest
@@ -41,7 +43,20 @@ from quadlit.physics.workspace import new_block_workspace, new_workspace
 from tests.physics.scenarios import kicked_trajectory
 
 MODEL = a1_model()
+#: What an imported robot has and the built-in A1 does not: joint friction loss (in both branches
+#: of its law: the random joint velocities are above and below its slope's limit) and a trunk box
+#: off the trunk origin.
+IMPORTED_LIKE = a1_model(joint_frictionloss=0.2, joint_friction_damping=3.0, joint_damping=1.0,
+                         trunk_box_center=(0.04, -0.01, 0.006))
 STAGE_RTOL = 1e-14
+
+
+@pytest.fixture(params=["a1", "imported-like"])
+def robot(request, monkeypatch):
+    """Each test that takes it runs on the built-in A1 and on a record with what imports add."""
+    model = MODEL if request.param == "a1" else IMPORTED_LIKE
+    monkeypatch.setattr(sys.modules[__name__], "MODEL", model)
+    return model
 ENV_COUNTS = [5, BLOCK]  # a partial block, a full one
 
 # stage ids, in the order of a substep
@@ -223,7 +238,7 @@ def _stage_outputs(stage, wbuf, after, sim):
 
 @pytest.mark.parametrize("motor_mode", [MOTOR_PD, MOTOR_TORQUE])
 @pytest.mark.parametrize("num_envs", ENV_COUNTS)
-def test_each_simd_stage_matches_its_scalar_twin_on_the_same_inputs(num_envs, motor_mode):
+def test_each_simd_stage_matches_its_scalar_twin_on_the_same_inputs(num_envs, motor_mode, robot):
     st, envp, actions, sim = _random_batch(num_envs, seed=100 + num_envs, motor_mode=motor_mode)
     bufs = [new_workspace() for _ in range(num_envs)]
     for i, buf in enumerate(bufs):
@@ -309,7 +324,7 @@ def _assert_states_close(blk: PhysicsState, ref: PhysicsState):
 
 @pytest.mark.parametrize("motor_mode", [MOTOR_PD, MOTOR_TORQUE])
 @pytest.mark.parametrize("num_envs", [5, BLOCK, BLOCK + 13])
-def test_control_step_block_matches_control_step_env_from_random_states(num_envs, motor_mode):
+def test_control_step_block_matches_control_step_env_from_random_states(num_envs, motor_mode, robot):
     st, envp, actions, sim = _random_batch(num_envs, seed=200 + num_envs, motor_mode=motor_mode,
                                            deepest=0.005, extremes=False)
     st.joint_pos[1, 2] = MODEL.joint_lower[2] - 0.02  # a joint past its limit
