@@ -32,7 +32,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from quadlit.errors import ConfigError, RunInterrupted, TrainingDiverged
-from quadlit.tasks import TASK_NAMES, require_guard, require_mirror, task_params_from_dict, task_spec
+from quadlit.tasks import TASK_NAMES, require_guard, require_mirror, restore_task_extras, task_params_from_dict, task_spec
 from quadlit.training.checkpoint import AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint, read_checkpoint
 from quadlit.training.data import RolloutDataModule
 from quadlit.training.module import QuadlitModule
@@ -195,6 +195,12 @@ class QuadlitCLI(LightningCLI):
             for key, size in (("obs_dim", spec.obs_dim), ("action_dim", spec.action_dim)):
                 if key in hp and hp[key] != size:
                     raise ConfigError(f"--ckpt_path: {ckpt} has {key}={hp[key]}, but task {task!r} has {key}={size}")
+            # what the task needs besides its parameters (an imported robot) comes from the checkpoint:
+            # the run continues on the robot it was trained on even when its file has moved
+            try:
+                restore_task_extras(task, task_params_from_dict(task, params), dm_state.get("task_extras"))
+            except ConfigError as exc:
+                raise ConfigError(f"--ckpt_path: {exc}") from None
 
     def _resolve_last(self) -> None:
         """``--ckpt_path last`` means the newest ``last*.ckpt`` of the newest run under the default root

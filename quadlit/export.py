@@ -63,11 +63,20 @@ class ExportablePolicy(nn.Module):
         self.register_buffer("obs_mean", obs_norm.mean.detach().cpu().to(torch.float32).clone())
         self.register_buffer("obs_std", (obs_norm.var.detach().cpu() + obs_norm.eps).sqrt().to(torch.float32))
 
+    @property
+    def has_value(self) -> bool:
+        """Whether the policy has a value head of its own (a run with a separate, privileged
+        critic has none: that critic reads what only the simulator knows, so it is not exported)."""
+        return self.policy.value_head is not None
+
+    def output_names(self) -> tuple[str, ...]:
+        return OUTPUT_NAMES if self.has_value else tuple(n for n in OUTPUT_NAMES if n != "value")
+
     def forward(
         self, obs: torch.Tensor, h: torch.Tensor, c: torch.Tensor, episode_start: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         """Shapes: obs (B, O), h and c (B, H), episode_start (B,) ->
-        action (B, A), value (B,), h_out (B, H), c_out (B, H)."""
+        action (B, A), value (B,) (only when ``has_value``), h_out (B, H), c_out (B, H)."""
         x = obs.float()
         if self.normalize:
             x = ((x - self.obs_mean) / self.obs_std).clamp(-self.clip, self.clip)
@@ -76,6 +85,8 @@ class ExportablePolicy(nn.Module):
         core, (h_out, c_out) = self.policy.lstm(self.policy.embed(x).unsqueeze(0), state)
         core = core.squeeze(0)
         action = torch.tanh(self.policy.policy_head(core))
+        if not self.has_value:
+            return action, h_out.squeeze(0), c_out.squeeze(0)
         value = self.policy.value_head(core).squeeze(-1)
         return action, value, h_out.squeeze(0), c_out.squeeze(0)
 
@@ -146,19 +157,29 @@ def _params_dict(params: Any) -> dict[str, Any]:
 def sidecar_metadata(run: Any, onnx_name: str) -> dict[str, Any]:
     """What the JSON sidecar of an exported policy says (see the module docstring)."""
     from quadlit.envs.pool import ShardPool
-    from quadlit.tasks import make_task, task_spec
+    from quadlit.tasks import make_task, task_extras, task_spec
 
     spec = task_spec(run.task_name, run.task_params)
     pool = ShardPool(1)
     try:
         task = make_task(run.task_name, 1, run.task_params, seed=0, pool=pool)
         docs = _task_docs(task)
+        control_law = task.control_law() if hasattr(task, "control_law") else None
         task.close()
     finally:
         pool.close()
     policy, norm = run.module.deployed_policy, run.module.deployed_norm
     hidden = int(policy.lstm_hidden)
     normalized = bool(norm.enabled and float(norm.count) > 0)
+    outputs = {
+        "action": {"shape": ["batch", int(spec.action_dim)], "dtype": "float32",
+                   "meaning": "deterministic action tanh(mean), in (-1, 1)"},
+        "value": {"shape": ["batch"], "dtype": "float32", "meaning": "state-value estimate"},
+        "h_out": {"shape": ["batch", hidden], "dtype": "float32", "meaning": "next step's h"},
+        "c_out": {"shape": ["batch", hidden], "dtype": "float32", "meaning": "next step's c"},
+    }
+    if policy.value_head is None:  # the run's critic is a separate (privileged) network: not part of the policy
+        del outputs["value"]
     return {
         "format": SIDECAR_FORMAT,
         "format_version": SIDECAR_VERSION,
@@ -182,13 +203,7 @@ def sidecar_metadata(run: Any, onnx_name: str) -> dict[str, Any]:
             "episode_start": {"shape": ["batch"], "dtype": "float32",
                               "meaning": "1 where this step is the first of an episode (zeroes h and c of that row)"},
         },
-        "outputs": {
-            "action": {"shape": ["batch", int(spec.action_dim)], "dtype": "float32",
-                       "meaning": "deterministic action tanh(mean), in (-1, 1)"},
-            "value": {"shape": ["batch"], "dtype": "float32", "meaning": "state-value estimate"},
-            "h_out": {"shape": ["batch", hidden], "dtype": "float32", "meaning": "next step's h"},
-            "c_out": {"shape": ["batch", hidden], "dtype": "float32", "meaning": "next step's c"},
-        },
+        "outputs": outputs,
         "observation": {
             **observation_layout(spec, docs),
             "normalization": {
@@ -208,6 +223,10 @@ def sidecar_metadata(run: Any, onnx_name: str) -> dict[str, Any]:
             "scaling": "the task maps each component from [-1, 1] to its physical command using task_params",
             "meaning": _describe(docs, "Action"),
         },
+        "control_law": control_law,
+        # what the task needs besides its parameters (an imported robot's record): sim2sim --onnx
+        # runs the policy from the two files alone
+        "task_extras": task_extras(run.task_name, run.task_params),
         "reward_terms": list(spec.reward_terms),
         "episode_metrics": list(spec.episode_metrics),
     }
@@ -245,7 +264,7 @@ def export_onnx(run: Any, out: str | Path) -> tuple[Path, Path]:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                model, example, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                model, example, input_names=list(INPUT_NAMES), output_names=list(model.output_names()),
                 dynamic_shapes={name: {0: dim} for name in INPUT_NAMES}, dynamo=True, verbose=False,
             )
             program.save(str(out), external_data=False)

@@ -406,6 +406,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", type=Path, help="save the last frame as this PNG")
     p.add_argument("--ghost", action="store_true",
                    help="start with the world model's ghost shown (G toggles it; balance checkpoints with a world model)")
+    p.add_argument("--robot", help="balance without a checkpoint: an MJCF/URDF quadruped to import (docs/robots.md)")
+    p.add_argument("--robot-kp", "--robot_kp", dest="robot_kp", type=float, nargs="+",
+                   help="its PD stiffness (1, 3 or 12 values) when the file has motors")
+    p.add_argument("--robot-kd", "--robot_kd", dest="robot_kd", type=float, nargs="+", help="its PD damping, as --robot-kp")
+    p.add_argument("--robot-pose", "--robot_pose", dest="robot_pose", type=float, nargs="+",
+                   help="its standing pose (3 or 12 angles, rad) when the file has no 'home' keyframe")
     return p
 
 
@@ -417,9 +423,13 @@ def build_session(args: argparse.Namespace) -> PlaySession:
     """The task and policy that the arguments name (a checkpoint's, or zero/random actions)."""
     from quadlit.tasks import TASK_NAMES, make_task, task_params_from_dict
 
+    robot_options = {k: getattr(args, k) for k in ("robot", "robot_kp", "robot_kd", "robot_pose")
+                     if getattr(args, k, None) is not None}
     if args.ckpt_path is not None:
         if args.policy is not None:
             raise ConfigError("play: --policy is for runs without --ckpt_path (a checkpoint brings its policy)")
+        if robot_options:
+            raise ConfigError("play: --robot is for runs without --ckpt_path (a checkpoint brings its robot)")
         from quadlit.training.checkpoint import load_run
 
         run = load_run(args.ckpt_path)
@@ -441,7 +451,13 @@ def build_session(args: argparse.Namespace) -> PlaySession:
     name = args.task or _default_task()
     if name not in TASK_NAMES:
         raise ConfigError(f"play: --task must be one of {', '.join(TASK_NAMES)}, got {name!r}")
-    task = make_task(name, 1, task_params_from_dict(name, {}), args.seed)
+    if robot_options and name != "balance":
+        raise ConfigError(f"play: --robot is for the balance task, not {name}")
+    try:
+        params = task_params_from_dict(name, robot_options)
+    except ValueError as exc:
+        raise ConfigError(f"play: {exc}") from None
+    task = make_task(name, 1, params, args.seed)
     policy_cls = RandomPolicy if args.policy == "random" else ZeroPolicy
     return PlaySession(task, policy_cls(task.spec.action_dim), seed=args.seed)
 

@@ -43,12 +43,15 @@ import torch
 from quadlit.envs import rng
 from quadlit.errors import ConfigError
 from quadlit.physics.control_step import MAX_ANG_VEL, MAX_HEIGHT, MAX_LIN_VEL
+from quadlit.physics.importer import ServoLayout, servo_layout, servo_spec, source_status
 from quadlit.physics.mjcf import SENSOR_LAYOUT, to_mjcf
-from quadlit.physics.model import RobotModel, a1_model
+from quadlit.physics.model import RobotModel
+from quadlit.physics.robot import Robot
 from quadlit.tasks.balance.evaluation import PUSH_CURVE, curve_key
 from quadlit.tasks.balance.kernels import OBS_DIM, scheduled_push
-from quadlit.tasks.balance.params import BalanceParams, kernel_params
-from quadlit.tasks.balance.task import sim_params
+from quadlit.tasks.balance.params import BalanceParams
+from quadlit.tasks.balance.robots import robot_for
+from quadlit.tasks.balance.task import sim_params, task_kernel_params
 
 MUJOCO_HINT = "pip install 'quadlit[mujoco]'"
 
@@ -157,28 +160,36 @@ class MujocoBalance:
     """The balance episodes of ``starts`` in MuJoCo, one ``MjModel`` per episode (its domain
     parameters applied), stepped by ``mujoco.rollout`` on ``threads`` threads.
 
+    The built-in A1 runs on the robot ``quadlit export-mjcf`` writes; an imported robot runs on
+    its own file (``importer.servo_spec``: the file's contact, damping, armature, friction loss,
+    timestep and solver settings, its actuators replaced by quadlit's PD law), or on the copy of
+    it the run carries when the file is gone or changed.
+
     Args:
         params: the task parameters of the episodes (the evaluation's).
         starts: quadlit's draws for each episode (``EpisodeStarts.from_task``).
         threads: MuJoCo threads (1: the calling thread).
-        friction: "default" (MuJoCo's soft pyramidal friction) or "stiff" (elliptic cone,
-            impratio 100: closest to quadlit's stick-slip friction; ``to_mjcf(stiff_friction=True)``).
+        friction: "default" (the exported A1: MuJoCo's soft pyramidal friction; an imported robot:
+            its file's own) or "stiff" (elliptic cone, impratio 100: closest to quadlit's
+            stick-slip friction; ``to_mjcf(stiff_friction=True)``).
+        robot: the robot (None: the one ``params`` name).
     """
 
     def __init__(self, params: BalanceParams, starts: EpisodeStarts, threads: int = 2,
-                 friction: str = "default") -> None:
+                 friction: str = "default", robot: Robot | None = None) -> None:
         mujoco = require_mujoco()
         from mujoco import rollout
 
         self.mujoco = mujoco
         self.params = params
-        self.robot = a1_model()
-        self.sim = sim_params(params)
-        self.p = kernel_params(params, float(self.robot.standing_height))
+        self.robot_info = robot_for(params) if robot is None else robot
+        self.robot = self.robot_info.model
+        self.sim = sim_params(params, self.robot_info)
+        self.p = task_kernel_params(params, self.robot_info)
         self.pd = params.motor_mode == "pd"
-        xml = to_mjcf(self.robot, self.sim, actuators="position" if self.pd else "motor", sensors=True,
-                      stiff_friction=friction == "stiff")
-        base = mujoco.MjModel.from_xml_string(xml)
+        base, self.layout = self._base_model(friction)
+        self.dt = float(base.opt.timestep)
+        self.nstep = int(round(self.sim.control_dt / self.dt))
         self.n = starts.physics.num_envs
         self.models = [self._randomised(base, starts.env_params, i) for i in range(self.n)]
         self.threads = max(1, int(threads))
@@ -191,25 +202,57 @@ class MujocoBalance:
         t = mujoco.mj_stateSize(base, spec.mjSTATE_TIME.value)
         self.qpos_at = slice(t, t + base.nq)
         self.qvel_at = slice(t + base.nq, t + base.nq + base.nv)
+        lay = self.layout
+        # quadlit's 19 positions / 18 velocities (free joint, then its joint order) in the state vector
+        self.qpos_index = t + np.concatenate([lay.free_qpos + np.arange(7), lay.qpos])
+        self.qvel_index = t + base.nq + np.concatenate([lay.free_dof + np.arange(6), lay.dof])
         self.state = np.zeros((self.n, self.state_size))
+        self.state[:, self.qpos_at] = base.qpos0
         st = starts.physics
-        self.state[:, self.qpos_at] = np.concatenate([st.base_pos, st.base_quat, st.joint_pos], axis=1)
-        self.state[:, self.qvel_at] = np.concatenate([st.base_lin_vel, st.base_ang_vel, st.joint_vel], axis=1)
+        self.state[:, self.qpos_index] = np.concatenate([st.base_pos, st.base_quat, st.joint_pos + lay.ref], axis=1)
+        self.state[:, self.qvel_index] = np.concatenate([st.base_lin_vel, st.base_ang_vel, st.joint_vel], axis=1)
         self._check_state_layout(base)
         self.scratch = type(st)(*(a.copy() for a in st))
         self.task_state = type(starts.task_state)(*(a.copy() for a in starts.task_state))
         self.first_obs = starts.obs.copy()
 
+    def _base_model(self, friction: str):
+        """The episodes' MjModel before their domain parameters, and where quadlit's quantities
+        sit in it."""
+        mujoco = self.mujoco
+        robot = self.robot_info
+        if not robot.imported:
+            xml = to_mjcf(self.robot, self.sim, actuators="position" if self.pd else "motor", sensors=True,
+                          stiff_friction=friction == "stiff")
+            base = mujoco.MjModel.from_xml_string(xml)
+            trunk = mujoco.mj_name2id(base, mujoco.mjtObj.mjOBJ_BODY, "trunk")
+            return base, ServoLayout(trunk=trunk, free_qpos=0, free_dof=0, qpos=7 + np.arange(12), dof=6 + np.arange(12),
+                                     feet=np.zeros(4, dtype=np.int64), ref=np.zeros(12))
+        if not self.pd:
+            raise ConfigError("sim2sim of an imported robot runs the pd motor mode (quadlit's PD law as servos on its "
+                              "own file); this policy was trained in torque mode")
+        spec, names = servo_spec(robot, sensors=True)
+        control_dt = self.sim.control_dt
+        steps = control_dt / spec.option.timestep
+        if abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
+            spec.option.timestep = self.sim.dt  # the file's step does not divide the control period
+        if friction == "stiff":
+            spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+            spec.option.impratio = 100.0
+        try:
+            base = spec.compile()
+        except Exception as exc:
+            raise ConfigError(f"sim2sim: MuJoCo cannot compile robot {robot.name!r} with quadlit's servos: {exc}") from None
+        return base, servo_layout(mujoco, base, robot, names)
+
     def _randomised(self, base, envp, i: int):
         """A copy of ``base`` with episode ``i``'s domain parameters, as quadlit applies them."""
         m = base.__copy__()
-        mj = self.mujoco
         friction = float(envp.friction[i])
         for g in range(m.ngeom):
             if m.geom_contype[g] or m.geom_conaffinity[g]:  # MuJoCo takes the larger of a pair's values
                 m.geom_friction[g, 0] = friction
-        trunk = mj.mj_name2id(m, mj.mjtObj.mjOBJ_BODY, "trunk")
-        m.body_mass[trunk] += float(envp.added_mass[i])  # a point mass at the trunk's COM: inertia unchanged
+        m.body_mass[self.layout.trunk] += float(envp.added_mass[i])  # a point mass at the trunk's COM
         strength = float(envp.motor_strength[i])
         limit = np.asarray(self.robot.joint_torque_limit)
         if self.pd:
@@ -233,6 +276,8 @@ class MujocoBalance:
         self.mujoco.mj_setState(base, d, probe, self.mujoco.mjtState.mjSTATE_FULLPHYSICS.value)
         if not (np.array_equal(d.qpos, probe[self.qpos_at]) and np.array_equal(d.qvel, probe[self.qvel_at])):
             raise RuntimeError("unexpected MuJoCo state layout")
+        if base.nq != 19 or base.nv != 18 or sorted(self.qpos_index - self.qpos_at.start) != list(range(19)):
+            raise RuntimeError("the MuJoCo model holds more than quadlit's robot")
 
     def close(self) -> None:
         if self.pool is not None:
@@ -244,8 +289,8 @@ class MujocoBalance:
         (``pd``) or torques (``torque``), as quadlit's ``motor_command`` makes them."""
         a = np.nan_to_num(np.asarray(actions, dtype=np.float64), nan=0.0)
         a = np.clip(a, -1.0, 1.0)
-        if self.pd:
-            return np.asarray(self.robot.default_q) + self.sim.action_scale * a
+        if self.pd:  # the servos act on MuJoCo's joint angle: quadlit's + the file's reference angle
+            return np.asarray(self.robot.default_q) + self.layout.ref + self.sim.action_scale * a
         return a * np.asarray(self.robot.joint_torque_limit) * self.strength[idx, None]
 
     def step(self, actions: np.ndarray, running: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -269,7 +314,7 @@ class MujocoBalance:
         time0 = self.state[idx, 0].copy()
 
         k = idx.size
-        nstep = int(sim.substeps)
+        nstep = self.nstep
         control = np.repeat(self.controls(actions[idx], idx)[:, None, :], nstep, axis=1)
         out_state = np.empty((k, nstep, self.state_size))
         sensors = np.empty((k, nstep, self.models[0].nsensordata))
@@ -277,14 +322,15 @@ class MujocoBalance:
                           control, skip_checks=True, nstep=nstep, state=out_state, sensordata=sensors)
         final = out_state[:, -1]
 
-        qpos, qvel = final[:, self.qpos_at], final[:, self.qvel_at]
+        qpos, qvel = final[:, self.qpos_index].copy(), final[:, self.qvel_index]
+        qpos[:, 7:] -= self.layout.ref  # quadlit's joint angles
         ok = np.isfinite(final).all(axis=1) & np.isfinite(sensors).all(axis=(1, 2))
         ok &= np.abs(qpos[:, 0:3]).max(axis=1) < MAX_HEIGHT
         ok &= np.abs(qvel[:, 0:3]).max(axis=1) < MAX_LIN_VEL
         ok &= np.abs(qvel[:, 3:6]).max(axis=1) < MAX_ANG_VEL
         ok &= (np.abs(qpos[:, 7:]).max(axis=1) < MAX_ANG_VEL) & (np.abs(qvel[:, 6:]).max(axis=1) < MAX_ANG_VEL)
         # MuJoCo resets a diverged simulation to its initial state (and its clock to zero)
-        ok &= np.abs(final[:, 0] - (time0 + nstep * sim.dt)) < 0.5 * sim.dt
+        ok &= np.abs(final[:, 0] - (time0 + nstep * self.dt)) < 0.5 * self.dt
         self.state[idx] = final
 
         foot_z = sensors[:, -1, SENSOR_LAYOUT["foot_pos"]].reshape(k, 4, 3)[:, :, 2]
@@ -313,8 +359,9 @@ class MujocoBalance:
         z = sensors[:, :, SENSOR_LAYOUT["trunk_pos"]][..., 2]
         w, x, y, q3 = (sensors[:, :, SENSOR_LAYOUT["trunk_quat"]][..., k] for k in range(4))
         hx, hy, hz = (float(v) for v in robot.trunk_half_extents)
-        lowest = z - (np.abs(2.0 * (x * q3 - w * y)) * hx + np.abs(2.0 * (y * q3 + w * x)) * hy
-                      + np.abs(1.0 - 2.0 * (x * x + y * y)) * hz)
+        cx, cy, cz = (float(v) for v in robot.trunk_box_center)
+        r20, r21, r22 = 2.0 * (x * q3 - w * y), 2.0 * (y * q3 + w * x), 1.0 - 2.0 * (x * x + y * y)
+        lowest = z + (r20 * cx + r21 * cy + r22 * cz) - (np.abs(r20) * hx + np.abs(r21) * hy + np.abs(r22) * hz)
         knee_z = sensors[:, :, SENSOR_LAYOUT["knee_pos"]].reshape(*z.shape, 4, 3)[..., 2]
         hit = (lowest < 0.0) | (knee_z.min(axis=-1) < float(robot.knee_radius))
         return hit.any(axis=1)
@@ -370,14 +417,17 @@ class OnnxPolicy:
 
     def act(self, obs: torch.Tensor, state: Any, episode_start: torch.Tensor, deterministic: bool = True,
             generator: Any = None) -> tuple:
-        """Shape: obs (B, 37) -> action (B, 12), raw, log_prob (B,) zeros, value (B,), (h, c)."""
+        """Shape: obs (B, 37) -> action (B, 12), raw, log_prob (B,) zeros, value (B,) (zeros when
+        the export has no value output), (h, c)."""
         h, c = state
-        action, value, h_out, c_out = self.session.run(None, {
+        names = [o.name for o in self.session.get_outputs()]
+        out = dict(zip(names, self.session.run(None, {
             "obs": obs.float().numpy(), "h": h.float().numpy(), "c": c.float().numpy(),
-            "episode_start": episode_start.float().numpy()})
-        action = torch.from_numpy(action)
-        return action, action, torch.zeros(action.shape[0]), torch.from_numpy(value), \
-            (torch.from_numpy(h_out), torch.from_numpy(c_out))
+            "episode_start": episode_start.float().numpy()})))
+        action = torch.from_numpy(out["action"])
+        value = torch.from_numpy(out["value"]) if "value" in out else torch.zeros(action.shape[0])
+        return action, action, torch.zeros(action.shape[0]), value, \
+            (torch.from_numpy(out["h_out"]), torch.from_numpy(out["c_out"]))
 
 
 @dataclass
@@ -398,7 +448,7 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 
 def load_policy(args: argparse.Namespace) -> PolicySource:
     """The policy that ``--ckpt_path``, ``--onnx`` or ``--policy`` names."""
-    from quadlit.tasks import task_params_from_dict
+    from quadlit.tasks import restore_task_extras, task_params_from_dict
 
     given = [name for name in ("ckpt_path", "onnx", "policy") if getattr(args, name) is not None]
     if len(given) != 1:
@@ -426,6 +476,7 @@ def load_policy(args: argparse.Namespace) -> PolicySource:
         if meta.get("task") != "balance":
             raise ConfigError(f"--onnx: {path} is a policy of task {meta.get('task')!r}; sim2sim runs the balance task")
         params = task_params_from_dict("balance", meta.get("task_params", {}))
+        restore_task_extras("balance", params, meta.get("task_extras"))  # an imported robot's record
         return PolicySource(OnnxPolicy(path, int(meta["lstm_hidden"])), _identity, params, f"ONNX {path.name}")
     from quadlit.models.baselines import RandomPolicy, ZeroPolicy
 
@@ -551,6 +602,17 @@ def write_outputs(result: Comparison, source: PolicySource, plot: Path | None, l
     return written
 
 
+def mujoco_source_line(robot: Robot) -> str:
+    """What MuJoCo runs, in one line: the robot's own file, or the copy the run carries."""
+    status = source_status(robot)
+    if status == "built in":
+        return f"robot {robot.name} (built in): MuJoCo runs the robot quadlit export-mjcf writes"
+    if status == "file":
+        return f"robot {robot.name}: MuJoCo runs its own file {robot.source} (actuators replaced by quadlit's PD law)"
+    return (f"robot {robot.name}: {robot.source} is gone or changed since the run imported it; MuJoCo runs the copy "
+            "of it the run carries (actuators replaced by quadlit's PD law)")
+
+
 # ---- command line ---------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -591,6 +653,8 @@ def main(argv: list[str] | None = None) -> int:
     require_mujoco()
     source = load_policy(args)
     seed = args.seed if args.seed is not None else (source.eval_seed if source.eval_seed is not None else 12345)
+    robot = robot_for(source.params)
+    print(mujoco_source_line(robot))
     result = compare(source, args.episodes, int(seed), threads, args.max_steps, args.friction)
     label = source.label + (", MuJoCo friction stiff" if args.friction == "stiff" else "")
     print(table(result, label, int(seed)))

@@ -64,7 +64,7 @@ def _quadlit_observations(model, s: dict[str, np.ndarray]) -> np.ndarray:
     stepped = st.copy()
     assert physics_step(model, SimParams(substeps=1), EnvParams.allocate(n), stepped, np.zeros((n, 12))) == 0
     st.foot_contact[:] = stepped.foot_contact
-    p = kernel_params(BalanceParams(), float(model.standing_height))
+    p = kernel_params(BalanceParams(), float(model.standing_height), float(model.nominal_height))
     ts = kernels.TaskState.allocate(n)
     obs = np.zeros((n, kernels.OBS_DIM), np.float32)
     for i in range(n):

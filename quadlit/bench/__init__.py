@@ -1,4 +1,4 @@
-"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus-sb3|compile|update|world-model|falls|early|all``."""
+"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus-sb3|compile|update|world-model|falls|early|robots|all``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ BENCHES = {
     "world-model": "quadlit.bench.world_model",
     "falls": "quadlit.bench.falls",
     "early": "quadlit.bench.early",
+    "robots": "quadlit.bench.robots",
 }
 
 
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                              "compile: start-up (cold Numba compilation, time to the first iteration); update: cost of a PPO and world-model step; "
                              "world-model: world-model designs trained and judged on one run's data; "
                              "falls: which pushes a balance policy fails; "
-                             "early: a balance run's first iterations, policy by policy "
+                             "early: a balance run's first iterations, policy by policy; "
+                             "robots: every quadruped under a folder against MuJoCo (and trained, --train) "
                              "(all = reach + physics)")
     args, rest = parser.parse_known_args(argv)
     names = ["reach", "physics"] if args.name == "all" else [args.name]

@@ -36,11 +36,23 @@ def _fmt(*values) -> str:
     return " ".join(repr(float(v)) for v in np.concatenate([np.ravel(v) for v in values]))
 
 
+#: Names of the ``<custom><numeric>`` entries ``to_mjcf`` writes for what MuJoCo cannot say
+#: (``importer.import_robot`` reads them back, so an exported robot imports as the same record).
+CUSTOM_VEL_LIMIT = "quadlit_joint_vel_limit"
+CUSTOM_CONTACT = "quadlit_foot_contact"
+CUSTOM_NOMINAL_HEIGHT = "quadlit_nominal_height"
+
+
 def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool | None = None,
             joint_limits: bool | None = None, actuators: str = "position", friction: float = 1.0,
             name: str = "quadlit_a1", sensors: bool = False, stiff_friction: bool = False,
             body_contacts: bool = False) -> str:
     """MJCF text of ``model``.
+
+    Joints carry their range (none where unlimited), damping, armature and friction loss; what
+    MuJoCo has no attribute for (the motors' velocity limits, quadlit's foot spring and damper
+    from ``sim``, the height the robot settles at) goes into ``<custom>`` numerics that
+    ``quadlit.physics.importer`` reads back.
 
     Args:
         sim: timestep (``sim.dt``) and gravity are taken from it; ``contacts`` and
@@ -98,7 +110,9 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
     add(f'    <body name="trunk" pos="0 0 {float(model.standing_height)!r}">')
     add('      <freejoint name="root"/>')
     inertial(0, "      ")
-    add(f'      <geom name="trunk" type="box" size="{_fmt(model.trunk_half_extents)}"{body}/>')
+    center = np.asarray(model.trunk_box_center)
+    at = f' pos="{_fmt(center)}"' if np.any(center != 0) else ""
+    add(f'      <geom name="trunk" type="box" size="{_fmt(model.trunk_half_extents)}"{at}{body}/>')
     for leg in range(4):
         indent = "      "
         for k in range(3):
@@ -107,9 +121,11 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
             add(f'{indent}<body name="{BODY_NAMES[b]}" pos="{_fmt(model.joint_pos[j])}">')
             indent += "  "
             inertial(b, indent)
-            rng = f' range="{_fmt(model.joint_lower[j], model.joint_upper[j])}"' if joint_limits else ""
+            limited = joint_limits and np.isfinite(model.joint_lower[j]) and np.isfinite(model.joint_upper[j])
+            rng = f' range="{_fmt(model.joint_lower[j], model.joint_upper[j])}"' if limited else ""
+            fric = (f' frictionloss="{_fmt(model.joint_frictionloss[j])}"' if model.joint_frictionloss[j] > 0 else "")
             add(f'{indent}<joint name="{JOINT_NAMES[j]}" type="hinge" axis="{_fmt(model.joint_axis[j])}"{rng} '
-                f'damping="{_fmt(model.joint_damping[j])}" armature="{_fmt(model.joint_armature[j])}"/>')
+                f'damping="{_fmt(model.joint_damping[j])}" armature="{_fmt(model.joint_armature[j])}"{fric}/>')
             if k < 2 and leg >= 0:
                 nxt = model.joint_pos[j + 1]
                 add(f'{indent}<geom type="capsule" size="0.015" fromto="0 0 0 {_fmt(nxt)}"/>')
@@ -147,6 +163,13 @@ def to_mjcf(model: RobotModel, sim: SimParams = SimParams(), *, contacts: bool |
         for leg in LEG_NAMES:
             add(f'    <framepos name="{leg}_foot_pos" objtype="geom" objname="{leg}_foot"/>')
         add("  </sensor>")
+    add("  <custom>")
+    vel = np.asarray(model.joint_vel_limit)
+    if np.all(np.isfinite(vel)):
+        add(f'    <numeric name="{CUSTOM_VEL_LIMIT}" size="12" data="{_fmt(vel)}"/>')
+    add(f'    <numeric name="{CUSTOM_CONTACT}" size="2" data="{_fmt(sim.contact_stiffness, sim.contact_damping)}"/>')
+    add(f'    <numeric name="{CUSTOM_NOMINAL_HEIGHT}" size="1" data="{_fmt(model.nominal_height)}"/>')
+    add("  </custom>")
     qpos = _fmt(0.0, 0.0, model.standing_height, 1.0, 0.0, 0.0, 0.0, model.default_q)
     ctrl = f' ctrl="{_fmt(model.default_q)}"' if actuators == "position" else ""
     add("  <keyframe>")
@@ -165,10 +188,13 @@ def write_mjcf(path: str, model: RobotModel | None = None, sim: SimParams = SimP
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``quadlit export-mjcf [--out FILE] [--actuators position|motor|none]``."""
+    """``quadlit export-mjcf [--robot PATH] [--out FILE] [--actuators position|motor|none]``."""
     parser = argparse.ArgumentParser(prog="quadlit export-mjcf",
                                      description="Write the quadruped model as MuJoCo XML (MJCF).")
     parser.add_argument("--out", default=None, help="output file (default: standard output)")
+    parser.add_argument("--robot", default=None,
+                        help="an MJCF/URDF quadruped to import first (default: the built-in A1); the export "
+                             "imported again gives the same record (docs/robots.md)")
     parser.add_argument("--actuators", choices=("position", "motor", "none"), default="position",
                         help="position servos (pd mode), torque motors, or none")
     parser.add_argument("--stiff-friction", action="store_true",
@@ -176,8 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--body-contacts", action="store_true",
                         help="the trunk, knees and shanks collide with the ground too (a fallen robot lies on it)")
     args = parser.parse_args(argv)
-    text = to_mjcf(a1_model(), SimParams(), actuators=args.actuators, stiff_friction=args.stiff_friction,
-                   body_contacts=args.body_contacts)
+    if args.robot is None:
+        model, sim, name = a1_model(), SimParams(), "quadlit_a1"
+    else:
+        from quadlit.physics.importer import import_robot
+
+        robot = import_robot(args.robot)
+        model, sim, name = robot.model, robot.sim_params(), f"quadlit_{robot.name}"
+    text = to_mjcf(model, sim, actuators=args.actuators, stiff_friction=args.stiff_friction,
+                   body_contacts=args.body_contacts, name=name)
     if args.out is None:
         sys.stdout.write(text)
     else:

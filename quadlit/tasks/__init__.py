@@ -38,6 +38,20 @@ def task_params_from_dict(name: str, values: dict[str, Any]) -> Any:
     return task_def(name).params_type(**values)
 
 
+def task_extras(name: str, params: Any) -> dict:
+    """What a checkpoint of task ``name`` keeps besides its parameters (``TaskDef.extras``)."""
+    extras = task_def(name).extras
+    return {} if extras is None else extras(params)
+
+
+def restore_task_extras(name: str, params: Any, extras: dict | None) -> None:
+    """Make tasks of ``name`` built later with ``params`` use a checkpoint's ``extras``
+    (``TaskDef.restore_extras``; a one-line ConfigError where they disagree with ``params``)."""
+    restore = task_def(name).restore_extras
+    if restore is not None and extras:
+        restore(params, extras)
+
+
 def evaluations(name: str, params: Any, episodes: int) -> tuple[Evaluation, ...]:
     """The evaluation batches of task ``name``: "" (the task as configured, made deterministic in
     what it randomises over time) and the task's own (the balance task's push-robustness curve)."""

@@ -114,6 +114,11 @@ class TaskDef:
             better; None: the task has none (the guard cannot be used).
         mirror: the task's left-right symmetry (``Mirror``) for ``model.mirror_coef``; None: the
             task has none.
+        extras: params -> plain data a checkpoint keeps besides the parameters, so that the run
+            can be rebuilt from the checkpoint alone (the balance task: an imported robot); None:
+            nothing.
+        restore_extras: (params, that data) -> None: make tasks built later with ``params`` use
+            it (and check it against what ``params`` name); None: nothing to restore.
     """
 
     name: str
@@ -123,3 +128,5 @@ class TaskDef:
     evaluations: Callable[[Any, int], tuple[Evaluation, ...]] = plain_evaluations
     guard: Callable[[Any, int], Evaluation] | None = None
     mirror: Mirror | None = None
+    extras: Callable[[Any], dict] | None = None
+    restore_extras: Callable[[Any, dict], None] | None = None

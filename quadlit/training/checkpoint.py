@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from quadlit.errors import ConfigError
-from quadlit.tasks import TASK_NAMES, task_params_from_dict
+from quadlit.tasks import TASK_NAMES, restore_task_extras, task_params_from_dict
 
 
 @dataclass
@@ -99,6 +99,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     if name not in TASK_NAMES:
         raise ConfigError(f"--ckpt_path: {path} was trained on unknown task {name!r}")
     params = task_params_from_dict(name, dm_state.get("task_params", {}))
+    restore_task_extras(name, params, dm_state.get("task_extras"))  # e.g. the imported robot: its file may be gone
     hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
     module = QuadlitModule(**hparams)
     module.load_state_dict(ckpt["state_dict"])

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from quadlit.envs.base import EnvSpec
 from quadlit.envs.pool import ShardPool, default_physics_threads
 from quadlit.errors import ConfigError
-from quadlit.tasks import evaluations, guard_evaluation, make_evaluation_task, make_task, task_spec
+from quadlit.tasks import evaluations, guard_evaluation, make_evaluation_task, make_task, task_extras, task_spec
 from quadlit.tasks.registry import Evaluation
 from quadlit.tasks.balance.params import BalanceParams
 from quadlit.tasks.reach.params import ReachParams
@@ -156,6 +156,9 @@ class RolloutDataModule(L.LightningDataModule):
         self.task_name = task
         self.task_params = {"reach": reach, "balance": balance}[task]
         self.spec: EnvSpec = task_spec(task, self.task_params)
+        # what the task needs besides its parameters (an imported robot: read and checked here,
+        # before a run directory exists, so a bad robot file is one line and nothing written)
+        task_extras(task, self.task_params)
         if num_envs != "auto":  # refused here, before a run directory exists, not by a failed allocation
             check_fits_in_memory(self.spec, rollout_steps, num_envs)
         self.num_envs_setting = num_envs
@@ -289,6 +292,9 @@ class RolloutDataModule(L.LightningDataModule):
         collector = _arrays_to_tensors(self.collector.state_dict())
         state = {"num_envs": self.num_envs, "task_name": self.task_name,
                  "task_params": dataclasses.asdict(self.task_params), "collector": collector}
+        extras = task_extras(self.task_name, self.task_params)
+        if extras:
+            state["task_extras"] = extras
         # under DDP every rank owns its own environments: rank zero writes them all
         ranks = distributed.gather(collector)
         if len(ranks) > 1:
@@ -301,10 +307,23 @@ class RolloutDataModule(L.LightningDataModule):
         if state.get("task_name") != self.task_name:
             raise ConfigError(f"checkpoint was trained on task {state.get('task_name')!r}, "
                              f"but data.task is {self.task_name!r}")
+        saved, ours = state.get("task_extras") or {}, task_extras(self.task_name, self.task_params)
+        if saved.get("digest") != ours.get("digest"):
+            raise ConfigError(self._extras_mismatch(saved, ours))
         if self.collector is None:
             self._pending_state = state
         else:
             self._load_collector(state)
+
+    @staticmethod
+    def _extras_mismatch(saved: dict, ours: dict) -> str:
+        """The one-line refusal of a checkpoint whose task extras (an imported robot) differ."""
+        def name(extras: dict) -> str:
+            robot = extras.get("robot")
+            return "the built-in A1" if robot is None else f"robot {robot['name']!r} ({robot.get('source')})"
+
+        return (f"the checkpoint was trained on {name(saved)}, but data.balance.robot gives {name(ours)}; "
+                "resume with the robot it was trained on")
 
     def _load_collector(self, state: dict[str, Any]) -> None:
         if state["num_envs"] != self.num_envs and self.num_envs_setting == "auto":

@@ -38,7 +38,7 @@ def task():
 
 def _neutral(task, i=0):
     """Default pose, level, at rest, at the height the height reward aims at."""
-    task.physics.set_standing(task.model, [i], height=QUIET.target_height)
+    task.physics.set_standing(task.model, [i], height=task._p.target_height)
     task.task_state.prev_action[i] = 0.0
 
 
@@ -123,7 +123,7 @@ def test_each_reward_term_at_hand_made_states(task):
     p = QUIET
     _neutral(task)
     task.physics.base_quat[0] = _quat_axis_angle((1, 0, 0), 0.5)
-    task.physics.base_pos[0, 2] = QUIET.target_height + 0.05
+    task.physics.base_pos[0, 2] = task._p.target_height + 0.05  # one width (0.05 m for the A1) off
     task.physics.base_lin_vel[0] = (1.0, 2.0, 0.0)  # |v|^2 = 5 whatever the frame
     task.physics.base_ang_vel[0] = (0.0, 0.0, 2.0)
     task.physics.motor_power[0] = 100.0
@@ -153,7 +153,7 @@ def test_each_termination_condition(task, case):
     if case == "tilt":
         task.physics.base_quat[0] = _quat_axis_angle((0, 1, 0), QUIET.max_tilt + 0.01)
     elif case == "low":
-        task.physics.base_pos[0, 2] = QUIET.min_height - 0.01
+        task.physics.base_pos[0, 2] = task._p.min_height - 0.01
     elif case == "body_contact":
         task.physics.body_contact[0] = True
     else:
@@ -308,16 +308,31 @@ def test_reward_terms_writes_every_named_term_in_its_column(task):
 
 
 def test_kernel_params_carry_every_numeric_field_by_name():
-    from quadlit.tasks.balance.params import kernel_params
+    from quadlit.tasks.balance.params import ROBOT_DEFAULTED, ROBOT_FIELDS, kernel_params
 
-    p = dataclasses.replace(QUIET, upright_scale=0.123, max_tilt=0.7, target_height=0.0, push_curriculum=True)
-    kp = kernel_params(p, standing_height=0.31)
+    p = dataclasses.replace(QUIET, upright_scale=0.123, max_tilt=0.7, target_height=0.0, min_height=0.12,
+                            push_curriculum=True)
+    kp = kernel_params(p, standing_height=0.31, nominal_height=0.3)
     for f in dataclasses.fields(p):
-        if f.name != "motor_mode":
+        if f.name != "motor_mode" and f.name not in ROBOT_FIELDS:
             assert getattr(kp, f.name) == float(getattr(p, f.name)), f.name
     assert kp.cos_max_tilt == math.cos(0.7)
     assert kp.height_target == 0.31 and kp.standing_height == 0.31  # target 0: the standing height
     assert kp.control_dt == p.physics_dt * p.substeps
+    assert set(ROBOT_DEFAULTED) == {"min_height", "target_height"}
+
+
+def test_heights_left_null_scale_with_the_robot():
+    """Null heights are the robot's own: the built-in A1's 0.305 m target, 0.15 m failure height
+    and 0.05 m reward width exactly, and in proportion for a robot that settles twice as high."""
+    from quadlit.physics.model import A1_NOMINAL_HEIGHT
+    from quadlit.tasks.balance.params import kernel_params
+
+    a1 = kernel_params(QUIET, standing_height=0.312, nominal_height=A1_NOMINAL_HEIGHT)
+    assert (a1.height_target, a1.target_height, a1.min_height, a1.height_width) == (0.305, 0.305, 0.15, 0.05)
+    tall = kernel_params(QUIET, standing_height=0.62, nominal_height=0.61)
+    assert tall.height_target == 0.61
+    assert tall.min_height == pytest.approx(0.30) and tall.height_width == pytest.approx(0.10)
 
 
 def test_each_env_is_pushed_at_its_own_scale():
@@ -381,7 +396,7 @@ def test_privileged_observation_at_a_hand_made_state():
     assert named["time_to_push"] == pytest.approx([50 * params.control_dt])
     assert named["friction"] == pytest.approx([0.7]) and named["added_mass"] == pytest.approx([1.2])
     assert named["motor_strength"] == pytest.approx([0.95]) and named["gain_scale"] == pytest.approx([1.05])
-    assert named["trunk_height"] == pytest.approx([QUIET.target_height])
+    assert named["trunk_height"] == pytest.approx([task._p.target_height])
     ts.step[0] = 400  # long after the push, long before the next: both capped
     ts.next_push[0] = 1000
     K.write_privileged(task.env_params, task.physics, ts, task._p, 0, out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Union
 
 
 #: Upper bounds of the physical parameters and why: beyond them the task no longer models a robot
@@ -19,8 +19,9 @@ PHYSICAL_UPPER_BOUNDS = {
     "reset_joint_noise": (0.5, "rad from the default pose at reset"),
     "reset_velocity_noise": (5.0, "m/s or rad/s of random velocity at reset"),
     "reset_height_noise": (0.2, "m of extra height at reset"),
-    "target_height": (0.6, "m, above the legs' reach"),
-    "min_height": (0.5, "m, above the standing height: every episode would fail at once"),
+    "target_height": (2.0, "m, above the reach of any robot quadlit simulates (each robot's own bound: "
+                      "its standing height plus a tenth)"),
+    "min_height": (2.0, "m (each robot's own bound: below the height it stands at, or every episode fails at once)"),
     "obs_noise": (1.0, "standard deviation, larger than most observations themselves"),
 }
 
@@ -44,8 +45,10 @@ class BalanceParams:
         curriculum_window: finished episodes per curriculum decision.
         curriculum_up: survival rate above which the push scale grows by 0.1.
         max_tilt: trunk tilt from upright that ends the episode, rad.
-        min_height: trunk height below which the episode ends, m.
-        target_height: trunk height the height reward aims at, m (0.305: where the A1 model settles holding its default pose; 0: the unloaded standing height).
+        min_height: trunk height below which the episode ends, m (null: 0.49 of the height the robot
+            settles at, 0.15 m for the built-in A1).
+        target_height: trunk height the height reward aims at, m (null: where the robot settles holding
+            its standing pose, 0.305 m for the built-in A1; 0: its unloaded standing height).
         reset_tilt: largest random roll/pitch at reset, rad.
         reset_joint_noise: largest random joint-angle offset from the default pose at reset, rad.
         reset_velocity_noise: standard deviation of random trunk and joint velocities at reset.
@@ -74,6 +77,14 @@ class BalanceParams:
             from 0 to ``recovery_step_scale`` (0: the full scale from the start). Training sets it
             from the run's env-steps (``BalanceTask.set_progress``); a task never told (the Gymnasium
             environment, evaluations) pays the full scale.
+        robot: the robot: null (or "a1") for the built-in A1, or the path of the MJCF file (or a URDF
+            MuJoCo accepts) of your own 12-joint quadruped, read with MuJoCo (pip install
+            'quadlit[mujoco]'; docs/robots.md). A checkpoint keeps the imported robot.
+        robot_kp: PD stiffness of an imported robot, N·m/rad: one value, 3 (hip, thigh, calf) or 12
+            (null: from the file's position actuators; needed when it has motors).
+        robot_kd: PD damping of an imported robot, N·m·s/rad, as robot_kp.
+        robot_pose: standing pose of an imported robot, rad: 3 (hip, thigh, calf) or 12 angles
+            (null: the file's keyframe named "home").
 
     Physical parameters have upper bounds (``PHYSICAL_UPPER_BOUNDS``, with the reason for each;
     e.g. push_magnitude <= 10 m/s) and reset_tilt must stay below max_tilt.
@@ -93,8 +104,8 @@ class BalanceParams:
     curriculum_window: int = 256
     curriculum_up: float = 0.8
     max_tilt: float = 0.8
-    min_height: float = 0.15
-    target_height: float = 0.305
+    min_height: float | None = None
+    target_height: float | None = None
     reset_tilt: float = 0.05
     reset_joint_noise: float = 0.05
     reset_velocity_noise: float = 0.05
@@ -119,6 +130,10 @@ class BalanceParams:
     termination_penalty: float = 5.0
     recovery_step_scale: float = 0.0
     recovery_step_ramp: int = 0
+    robot: str | None = None
+    robot_kp: Union[float, list[float], None] = None
+    robot_kd: Union[float, list[float], None] = None
+    robot_pose: list[float] | None = None
 
     @property
     def control_dt(self) -> float:
@@ -133,6 +148,7 @@ class BalanceParams:
             v = getattr(self, f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 bad(f.name, "a finite number")
+        self._check_robot_options()
         if self.motor_mode not in ("pd", "torque"):
             bad("motor_mode", "'pd' or 'torque'")
         for name in ("substeps", "max_steps", "curriculum_window"):
@@ -141,13 +157,17 @@ class BalanceParams:
         if isinstance(self.recovery_step_ramp, bool) or not isinstance(self.recovery_step_ramp, int) \
                 or self.recovery_step_ramp < 0:
             bad("recovery_step_ramp", "an integer >= 0 (env-steps)")
-        for name in ("action_scale", "physics_dt", "push_interval_min", "max_tilt", "min_height", "friction_max",
+        for name in ("action_scale", "physics_dt", "push_interval_min", "max_tilt", "friction_max",
                      "motor_strength_min", "gain_scale_min"):
             if not getattr(self, name) > 0:
                 bad(name, "> 0")
+        if self.min_height is not None and not self.min_height > 0:
+            bad("min_height", "> 0 (or null: the robot's own)")
+        if self.target_height is not None and not self.target_height >= 0:
+            bad("target_height", ">= 0 (or null: the robot's own)")
         if self.physics_dt > 0.005:
             bad("physics_dt", "<= 0.005 s (contacts are not stable with larger substeps)")
-        for name in ("push_magnitude", "target_height", "reset_tilt", "reset_joint_noise", "reset_velocity_noise",
+        for name in ("push_magnitude", "reset_tilt", "reset_joint_noise", "reset_velocity_noise",
                      "reset_height_noise", "friction_min", "obs_noise", "upright_scale", "height_scale",
                      "lin_vel_scale", "ang_vel_scale", "energy_scale", "action_rate_scale", "pose_scale",
                      "alive_bonus", "termination_penalty", "recovery_step_scale"):
@@ -168,17 +188,51 @@ class BalanceParams:
         if self.added_mass_min <= -4.0:
             bad("added_mass_min", "> -4 kg (the trunk weighs 4.7 kg)")
         for name, (limit, why) in PHYSICAL_UPPER_BOUNDS.items():
-            if getattr(self, name) > limit:
+            if getattr(self, name) is not None and getattr(self, name) > limit:
                 bad(name, f"<= {limit} ({why})")
         if self.reset_tilt >= self.max_tilt:
             bad("reset_tilt", f"< max_tilt ({self.max_tilt} rad), or episodes fail as they start")
+
+
+    def _check_robot_options(self) -> None:
+        """The robot options' types and shapes (whether the file is a robot quadlit can import is
+        the importer's business, when the task is built); lists become tuples (hashable)."""
+        if self.robot is not None and (not isinstance(self.robot, str) or not self.robot.strip()):
+            raise ValueError(f"balance.robot must be null, 'a1' or the path of an MJCF/URDF file, got {self.robot!r}")
+        for name, sizes in (("robot_kp", (1, 3, 12)), ("robot_kd", (1, 3, 12)), ("robot_pose", (3, 12))):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            values = [v] if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+            if (not isinstance(values, (list, tuple)) or len(values) not in sizes
+                    or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                               for x in values)):
+                raise ValueError(f"balance.{name} must be {' or '.join(map(str, sizes))} finite numbers, got {v!r}")
+            if name != "robot_pose" and (min(values) < 0 or (name == "robot_kp" and min(values) <= 0)):
+                raise ValueError(f"balance.{name} must be {'> 0' if name == 'robot_kp' else '>= 0'}, got {v!r}")
+            if self.robot is None or self.robot == "a1":
+                raise ValueError(f"balance.{name} is for an imported robot (balance.robot: PATH); the built-in A1 "
+                                 "has its own")
+            object.__setattr__(self, name, float(values[0]) if len(values) == 1 and name != "robot_pose"
+                               else tuple(float(x) for x in values))
+
+
+#: The fields that choose the robot (not numbers the kernels read).
+ROBOT_FIELDS = ("robot", "robot_kp", "robot_kd", "robot_pose")
+#: The fields whose null means "the robot's own value" (``kernel_params`` resolves them).
+ROBOT_DEFAULTED = ("min_height", "target_height")
+#: The built-in A1's failure height and height-reward width over the height it settles at
+#: (0.15 m and 0.05 m of 0.305 m): every robot gets them in proportion to its own height.
+MIN_HEIGHT_FRACTION = 0.15 / 0.305
+HEIGHT_WIDTH_FRACTION = 0.05 / 0.305
 
 
 # ---- what the kernels see ---------------------------------------------------------------------
 #: Values the kernels need that are computed from the parameters and the robot, not set directly.
 DERIVED_FIELDS = (
     "cos_max_tilt",  # cos(max_tilt): the tilt test compares cosines
-    "height_target",  # target_height, or the robot's standing height when target_height is 0, m
+    "height_target",  # target_height (null: the robot's nominal height; 0: its standing height), m
+    "height_width",  # width of the height reward, m (0.05 m for the A1, in proportion for others)
     "standing_height",  # trunk height of the robot holding its default pose, m (where resets put it)
     "control_dt",  # seconds per control step
 )
@@ -187,16 +241,30 @@ DERIVED_FIELDS = (
 #: followed by ``DERIVED_FIELDS``, all float64: the record the Numba kernels read by name, e.g.
 #: ``p.upright_scale``. A new parameter needs only its field in BalanceParams.
 KernelParams = NamedTuple("KernelParams", [(f.name, float) for f in fields(BalanceParams)
-                                           if f.name != "motor_mode"] + [(name, float) for name in DERIVED_FIELDS])
+                                           if f.name != "motor_mode" and f.name not in ROBOT_FIELDS]
+                          + [(name, float) for name in DERIVED_FIELDS])
 
 
-def kernel_params(params: BalanceParams, standing_height: float) -> KernelParams:
-    """The kernels' parameter record for ``params`` on a robot standing at ``standing_height`` m."""
+def robot_heights(params: BalanceParams, nominal_height: float) -> tuple[float, float]:
+    """(min_height, target_height) of ``params`` on a robot that settles at ``nominal_height`` m:
+    as given, or the robot's own where null (target 0 stays 0: the standing height)."""
+    min_height = params.min_height if params.min_height is not None else MIN_HEIGHT_FRACTION * nominal_height
+    target = params.target_height if params.target_height is not None else nominal_height
+    return float(min_height), float(target)
+
+
+def kernel_params(params: BalanceParams, standing_height: float, nominal_height: float) -> KernelParams:
+    """The kernels' parameter record for ``params`` on a robot standing at ``standing_height`` m
+    (kinematic, unloaded) that settles at ``nominal_height`` m under its weight."""
+    min_height, target = robot_heights(params, nominal_height)
     derived = {
         "cos_max_tilt": math.cos(params.max_tilt),
-        "height_target": params.target_height if params.target_height > 0 else standing_height,
+        "height_target": target if target > 0 else standing_height,
+        "height_width": HEIGHT_WIDTH_FRACTION * nominal_height,
         "standing_height": standing_height,
         "control_dt": params.control_dt,
     }
-    values = {f.name: float(getattr(params, f.name)) for f in fields(params) if f.name != "motor_mode"}
+    values = {f.name: float(getattr(params, f.name)) for f in fields(params)
+              if f.name != "motor_mode" and f.name not in ROBOT_FIELDS and f.name not in ROBOT_DEFAULTED}
+    values.update(min_height=min_height, target_height=target)
     return KernelParams(**values, **{k: float(v) for k, v in derived.items()})

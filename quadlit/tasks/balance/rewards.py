@@ -86,8 +86,9 @@ def upright(p, v):
 
 @nb.njit(inline="always", **JIT)
 def height(p, v):
-    """Hold the target height: scale * exp(-(dh / 0.05 m)^2)."""
-    dh = (v.height - p.height_target) / 0.05
+    """Hold the target height: scale * exp(-(dh / w)^2), w = 0.05 m for the built-in A1 (in
+    proportion to the height it settles at for another robot: ``height_width``)."""
+    dh = (v.height - p.height_target) / p.height_width
     return p.height_scale * math.exp(-dh * dh)
 
 

@@ -12,11 +12,13 @@ from quadlit.envs.base import EnvSpec, StepResult, VecTask
 from quadlit.envs.pool import ShardPool
 from quadlit.envs.rng import seed_streams
 from quadlit.physics import precompile
-from quadlit.physics.model import JOINT_NAMES, MOTOR_PD, MOTOR_TORQUE, EnvParams, SimParams, a1_model, validate_sim_params
+from quadlit.physics.model import JOINT_NAMES, MOTOR_PD, MOTOR_TORQUE, EnvParams, SimParams, validate_sim_params
+from quadlit.physics.robot import Robot
 from quadlit.physics.state import PhysicsState, load_state_arrays
 from quadlit.tasks.balance import kernels
 from quadlit.tasks.balance.params import BalanceParams, kernel_params
 from quadlit.tasks.balance.rewards import REWARD_TERMS
+from quadlit.tasks.balance.robots import check_robot_bounds, robot_for
 
 
 def balance_spec(params: BalanceParams) -> EnvSpec:
@@ -36,13 +38,20 @@ def balance_spec(params: BalanceParams) -> EnvSpec:
     )
 
 
-def sim_params(params: BalanceParams) -> SimParams:
-    """The physics simulation record for these task parameters."""
-    return validate_sim_params(SimParams(
+def sim_params(params: BalanceParams, robot: Robot | None = None) -> SimParams:
+    """The physics simulation record for these task parameters (and the robot's foot contact;
+    None: the robot ``params`` name)."""
+    robot = robot_for(params) if robot is None else robot
+    return validate_sim_params(robot.sim_params(
         dt=params.physics_dt, substeps=params.substeps,
         motor_mode=MOTOR_PD if params.motor_mode == "pd" else MOTOR_TORQUE,
         action_scale=params.action_scale,
     ))
+
+
+def task_kernel_params(params: BalanceParams, robot: Robot):
+    """The kernels' parameter record of ``params`` on ``robot``."""
+    return kernel_params(params, float(robot.model.standing_height), float(robot.model.nominal_height))
 
 
 class BalanceTask(VecTask):
@@ -50,7 +59,7 @@ class BalanceTask(VecTask):
 
     Args:
         num_envs: environments (rows of every state array).
-        params: the task parameters.
+        params: the task parameters (``params.robot`` chooses the robot: ``robots.robot_for``).
         seed: master seed of the per-environment random streams.
         pool: thread pool stepping the shards (None: run inline on the calling thread).
     """
@@ -64,9 +73,11 @@ class BalanceTask(VecTask):
         n = self.num_envs = int(num_envs)
         self.params = params
         self.spec = balance_spec(params)
-        self.model = a1_model()
-        self.sim = sim_params(params)
-        self._p = kernel_params(params, float(self.model.standing_height))
+        self.robot = robot_for(params)
+        check_robot_bounds(params, self.robot)
+        self.model = self.robot.model
+        self.sim = sim_params(params, self.robot)
+        self._p = task_kernel_params(params, self.robot)
         self.physics = PhysicsState.allocate(n)
         self.env_params = EnvParams.allocate(n)
         self.task_state = kernels.TaskState.allocate(n)
@@ -113,6 +124,36 @@ class BalanceTask(VecTask):
         if ramp > 0:
             scale = self.params.recovery_step_scale * min(1.0, max(0, int(env_steps)) / ramp)
             self._p = self._p._replace(recovery_step_scale=scale)
+
+    def control_law(self) -> dict[str, Any]:
+        """How an action becomes joint torques on this robot, as plain data (the ONNX sidecar's
+        ``control_law``): with it and the policy, another engine or the robot itself runs the
+        policy. Angles in rad, gains in N·m/rad and N·m·s/rad, torques in N·m."""
+        m, p, robot = self.model, self.params, self.robot
+        finite = lambda a: [float(x) if np.isfinite(x) else None for x in np.asarray(a)]  # noqa: E731
+        pd = p.motor_mode == "pd"
+        return {
+            "robot": robot.name,
+            "robot_source": robot.source,
+            "robot_digest": robot.digest(),
+            "joints": list(JOINT_NAMES),
+            "file_joints": list(robot.mj_joint_names) or None,
+            "file_joint_ref": list(robot.mj_joint_ref) or None,
+            "joint_angle": "q = the file's joint angle - file_joint_ref (the built-in A1: as exported)",
+            "motor_mode": p.motor_mode,
+            "formula": ("target = default_pose + action_scale * clip(action, -1, 1); torque = clip(kp * (target - q) "
+                        "- kd * dq/dt, -torque_limit, torque_limit), evaluated every physics step" if pd else
+                        "torque = clip(action, -1, 1) * torque_limit"),
+            "action_scale": float(p.action_scale) if pd else None,
+            "default_pose": finite(m.default_q),
+            "kp": finite(m.kp) if pd else None,
+            "kd": finite(m.kd) if pd else None,
+            "torque_limit": finite(m.joint_torque_limit),
+            "velocity_limit": finite(m.joint_vel_limit),
+            "physics_dt": float(p.physics_dt),
+            "substeps": int(p.substeps),
+            "control_dt": float(p.control_dt),
+        }
 
     @property
     def recovery_step_scale(self) -> float:
