@@ -53,7 +53,7 @@ tools:
   export       ONNX policy:      quadlit export --ckpt_path PATH --format onnx
   export-mjcf  robot as MJCF:    quadlit export-mjcf --out a1.xml
   sim2sim      policy in MuJoCo: quadlit sim2sim --ckpt_path PATH   (pip install 'quadlit[mujoco]')
-  bench        benchmarks:       quadlit bench physics|reach|train|versus-sb3|soak|render|fingerprint|compile|falls|early|...
+  bench        benchmarks:       quadlit bench physics|reach|train|versus|versus-sb3|soak|render|fingerprint|compile|falls|early|...
   tune         hyperparameters:  quadlit tune --config configs/balance.yaml --trials 20   (Optuna)
 
 Bad input exits with status 2 and one line naming the problem (QUADLIT_DEBUG=1 for a traceback).

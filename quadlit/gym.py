@@ -246,6 +246,10 @@ class QuadlitVectorEnv(VectorEnv):
     gets stream i of ``s``); ``reset()`` with no seed uses the constructor's ``seed`` the first
     time and continues the streams after that. Partial resets are not supported.
 
+    For trainers beyond Gymnasium's contract: ``privileged()`` gives what only the simulator
+    knows (an asymmetric critic's extra input) and ``set_progress(env_steps)`` tells a task whose
+    parameters follow a schedule over training how far the run is.
+
     Args:
         task: task name (``quadlit.tasks.TASK_NAMES``).
         num_envs: environments in the batch (>= 1).
@@ -324,6 +328,23 @@ class QuadlitVectorEnv(VectorEnv):
             infos["_final_info"] = done.copy()
         return (result.obs.copy(), result.reward.astype(np.float64), result.terminated.copy(),
                 result.truncated.copy(), infos)
+
+    def privileged(self) -> np.ndarray | None:
+        """The privileged observation after the last ``reset`` or ``step``: what only the simulator
+        knows (the balance task's push, randomised physics and trunk height; layout
+        ``task_spec.privileged_segments``), for an asymmetric critic, never for the policy. Like the
+        observation, an environment whose episode ended in the last step already shows its next
+        episode's. Shape (N, P), float32, a copy; None when the task has none
+        (``task_spec.privileged_dim == 0``)."""
+        privileged = self._task.privileged()
+        return None if privileged is None else privileged.copy()
+
+    def set_progress(self, env_steps: int) -> None:
+        """Tell the task the training run's env-steps so far (all environments together), before
+        the steps they govern. A task whose parameters follow a schedule over training sets them
+        from it (the balance task's ``recovery_step_ramp``); a task never told runs at the end of
+        its schedule, as an evaluation does."""
+        self._task.set_progress(int(env_steps))
 
     @staticmethod
     def _named(names: tuple[str, ...], columns: Any, mask: np.ndarray) -> dict[str, np.ndarray]:

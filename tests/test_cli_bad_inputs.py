@@ -148,6 +148,9 @@ COMMANDS = [
     # a benchmark's --config that is not a file: one line before any run starts
     (["bench", "train", "--config", "missing.yaml"], "missing.yaml"),
     (["bench", "versus-sb3", "--config", "missing.yaml"], "missing.yaml"),
+    (["bench", "versus", "--baseline", "rsl_rl", "--config", "missing.yaml"], "missing.yaml"),
+    (["bench", "versus", "--config", "configs/balance.yaml"], "--baseline"),
+    (["bench", "versus", "--baseline", "rsl_rl", "--baseline-envs", "0"], "--baseline-envs"),
     (["bench", "soak", "--config", "missing.yaml"], "missing.yaml"),
     (["bench", "fingerprint", "--config", "missing.yaml"], "missing.yaml"),
     (["tune", "--trials", "1", "--config", "missing.yaml"], "missing.yaml"),

@@ -252,6 +252,31 @@ def test_seeding_is_reproducible():
     single.close()
 
 
+def test_vector_env_gives_the_tasks_privileged_observation():
+    from quadlit.tasks import make_task, task_params_from_dict
+
+    params = {"max_steps": 7, "recovery_step_scale": 0.5, "recovery_step_ramp": 1000}  # (set_progress: test_rsl_rl)
+    envs = qgym.QuadlitVectorEnv("balance", 3, params=params, seed=2, physics_threads=1)
+    task = make_task("balance", 3, task_params_from_dict("balance", params), seed=2)
+    envs.reset()
+    task.reset(2)
+    rng = np.random.default_rng(1)
+    for k in range(10):  # an episode end included: both show the next episode's
+        actions = _actions(rng, 3, 12)
+        envs.set_progress(300 * k)
+        task.set_progress(300 * k)
+        reward = envs.step(actions)[1]
+        result = task.step(actions)
+        np.testing.assert_array_equal(envs.privileged(), result.privileged)
+        np.testing.assert_array_equal(reward, result.reward)
+    copy = envs.privileged()
+    copy[:] = np.nan
+    assert np.isfinite(envs.privileged()).all()  # a copy: the caller cannot change the task
+    assert qgym.QuadlitVectorEnv("reach", 2, params=SHORT, physics_threads=1).privileged() is None
+    envs.close()
+    task.close()
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="task must be one of"):
         qgym.QuadlitVectorEnv("swim", 2)

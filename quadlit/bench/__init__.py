@@ -1,4 +1,4 @@
-"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus-sb3|compile|update|world-model|falls|early|robots|all``."""
+"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus|versus-sb3|compile|update|world-model|falls|early|robots|all``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ BENCHES = {
     "soak": "quadlit.bench.soak",
     "render": "quadlit.bench.render",
     "fingerprint": "quadlit.bench.fingerprint",
+    "versus": "quadlit.bench.versus",
     "versus-sb3": "quadlit.bench.versus_sb3",
     "compile": "quadlit.bench.compile",
     "update": "quadlit.bench.update",
@@ -86,6 +87,61 @@ def next_evaluation(due: float, now: float, every: float, fine_every: float = 0.
     return due
 
 
+class EvaluationSchedule:
+    """When a benchmark's baseline evaluates and when it stops training, read off its training
+    clock after every chunk of training (an SB3 environment step, an rsl_rl iteration).
+
+    An evaluation runs at the first reading at or after a due time (one, however many due times
+    that reading passed), off the training clock, stamped with the training time at which it
+    began; training goes on while the clock is under the budget. The due times are either given
+    (``at``: e.g. quadlit's own evaluation stamps, to judge both at the same moments) or a grid
+    (``next_evaluation``: every ``fine_every`` s until ``fine_until`` s, then every ``every`` s).
+    ``start_seconds`` is the first reading: when the baseline could first act. ``report(row)`` is
+    called with every stamped row (e.g. to print it).
+    """
+
+    def __init__(self, clock: TrainingClock, budget_s: float, at: list[float] | None = None, every: float = 20.0,
+                 fine_every: float = 4.0, fine_until: float = 60.0,
+                 report: Callable[[dict], None] | None = None) -> None:
+        if budget_s <= 0:
+            raise ValueError("the training budget must be positive")
+        self.clock, self.budget_s, self.report = clock, float(budget_s), report
+        self._at = None if at is None else sorted(float(t) for t in at)
+        self._grid = (every, fine_every, fine_until)
+        first = fine_every if fine_until > 0 else every
+        self.due = self._next(-float("inf")) if self._at is not None else first
+        self.rows: list[dict] = []
+        self.start_seconds: float | None = None
+
+    def _next(self, now: float) -> float:
+        if self._at is not None:
+            return next((t for t in self._at if t > now), float("inf"))
+        return next_evaluation(self.due, now, *self._grid)
+
+    def after_chunk(self, evaluate: Callable[[], dict]) -> bool:
+        """Call after every chunk of training: returns whether training goes on. Runs ``evaluate()``
+        (returns a row without "seconds") when due and keeps the stamped row in ``rows``; a reading
+        past the budget evaluates nothing (the final evaluation follows)."""
+        now = self.clock.seconds()
+        if self.start_seconds is None:
+            self.start_seconds = now
+        if now >= self.budget_s:
+            return False
+        if now >= self.due:
+            self.evaluate_now(evaluate)
+            self.due = self._next(self.rows[-1]["seconds"])
+        return True
+
+    def evaluate_now(self, evaluate: Callable[[], dict]) -> dict:
+        """Run ``evaluate()`` now, off the training clock (e.g. the final one, at the end of training);
+        keeps and returns its row, stamped with the training time at which it began."""
+        seconds, row = self.clock.measure(evaluate)
+        self.rows.append({"seconds": seconds, **row})
+        if self.report is not None:
+            self.report(self.rows[-1])
+        return self.rows[-1]
+
+
 def epochs_between_evaluations(train_seconds: float, every: int, fine_until: float = 0.0) -> int:
     """Epochs between a ``bench train`` run's evaluations at ``train_seconds`` of training: 1
     (after every epoch) until ``fine_until`` s, then ``every``."""
@@ -110,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                              "compile: start-up (cold Numba compilation, time to the first iteration); update: cost of a PPO and world-model step; "
                              "world-model: world-model designs trained and judged on one run's data; "
                              "falls: which pushes a balance policy fails; "
+                             "versus: quadlit against Stable-Baselines3 or rsl_rl PPO, same clock and episodes "
+                             "(versus-sb3: versus --baseline sb3); "
                              "early: a balance run's first iterations, policy by policy; "
                              "robots: every quadruped under a folder against MuJoCo (and trained, --train) "
                              "(all = reach + physics)")

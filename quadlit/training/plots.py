@@ -101,7 +101,7 @@ def multi_learning_curve_figure(groups: dict[str, list[dict]], mags=(1.0, 2.0, 2
         ax.set_ylim(-5, 105)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("survival of 20 s episodes (%)")
-    axes[0].legend(loc="lower right", fontsize=8)
+    axes[0].legend(loc="best", fontsize=8)
     fig.suptitle("balance: push robustness while learning (2 CPU cores, deterministic evaluation)")
     fig.tight_layout()
     return fig
