@@ -144,6 +144,9 @@ def test_imported_robot_stands_in_the_task_as_in_mujoco():
             assert not result.terminated.any()
         np.testing.assert_allclose(task.physics.base_pos[:, 2], model.nominal_height, atol=0.003)
         assert task._p.height_target == model.nominal_height
+        # drawn where it collides: the trunk box of this robot is off its trunk origin
+        assert np.any(model.trunk_box_center != 0)
+        np.testing.assert_array_equal(task.render_frame(0).trunk_box_center, model.trunk_box_center)
     finally:
         task.close()
 

@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stiff-friction", action="store_true",
                         help="elliptic friction cone, impratio 100: feet stick as in quadlit (see docs/sim2sim.md)")
     parser.add_argument("--body-contacts", action="store_true",
-                        help="the trunk, knees and shanks collide with the ground too (a fallen robot lies on it)")
+                        help="the trunk, knees and shanks collide with the ground too (a fallen robot lies on it; "
+                             "always with --robot: an imported robot's shapes came from its collision geometry)")
     args = parser.parse_args(argv)
     if args.robot is None:
         model, sim, name = a1_model(), SimParams(), "quadlit_a1"
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         robot = import_robot(args.robot)
         model, sim, name = robot.model, robot.sim_params(), f"quadlit_{robot.name}"
     text = to_mjcf(model, sim, actuators=args.actuators, stiff_friction=args.stiff_friction,
-                   body_contacts=args.body_contacts, name=name)
+                   body_contacts=args.body_contacts or args.robot is not None, name=name)
     if args.out is None:
         sys.stdout.write(text)
     else:

@@ -34,6 +34,8 @@ class QuadrupedFrame:
         trunk_pos: (3,) trunk centre, metres.
         trunk_quat: (4,) trunk orientation, unit quaternion (w, x, y, z).
         trunk_half_extents: (3,) half sizes of the trunk box along its x, y, z axes, metres.
+        trunk_box_center: (3,) centre of the trunk box in the trunk frame, metres (an imported
+            robot's box need not sit on the trunk origin).
         leg_points: (4, 4, 3) per leg (FL, FR, RL, RR): hip, thigh joint, knee, foot, metres.
         foot_contact: (4,) bool, the foot touches the ground.
         foot_radius: radius of the foot spheres, metres.
@@ -50,6 +52,7 @@ class QuadrupedFrame:
     foot_radius: float = 0.02
     push: np.ndarray | None = None
     ghost: "QuadrupedFrame | None" = None
+    trunk_box_center: np.ndarray = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -61,6 +64,7 @@ class QuadrupedFrame:
             raise ValueError(f"trunk_quat must be a unit quaternion (w, x, y, z), got norm {np.linalg.norm(quat)}")
         set_(self, "trunk_quat", quat)
         set_(self, "trunk_half_extents", _vector("trunk_half_extents", self.trunk_half_extents, (3,)))
+        set_(self, "trunk_box_center", _vector("trunk_box_center", self.trunk_box_center, (3,)))
         set_(self, "leg_points", _vector("leg_points", self.leg_points, (4, 4, 3)))
         contact = np.array(self.foot_contact, dtype=bool)
         if contact.shape != (4,):

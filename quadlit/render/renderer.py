@@ -309,7 +309,7 @@ def _robot(soup: TriangleSoup, f: QuadrupedFrame, alpha: int) -> None:
         return (*color[:3], alpha)
 
     rotation = quat_to_matrix(f.trunk_quat)
-    soup.box(f.trunk_pos, rotation, f.trunk_half_extents, tint(TRUNK))
+    soup.box(f.trunk_pos + rotation @ f.trunk_box_center, rotation, f.trunk_half_extents, tint(TRUNK))
     link_r = 0.45 * f.foot_radius + 0.008
     for leg in range(4):
         hip, thigh, knee, foot = f.leg_points[leg]

@@ -245,6 +245,7 @@ class BalanceTask(VecTask):
         push = np.array([ts.push_vec[i, 0], ts.push_vec[i, 1], 0.0]) if recent else None
         return QuadrupedFrame(
             trunk_pos=pos, trunk_quat=quat, trunk_half_extents=np.array(self.model.trunk_half_extents),
+            trunk_box_center=np.array(self.model.trunk_box_center),
             leg_points=points, foot_contact=self.physics.foot_contact[i].copy(),
             foot_radius=float(self.model.foot_radius), push=push,
         )
