@@ -242,7 +242,7 @@ class MujocoBalance:
     def controls(self, actions: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """MuJoCo controls (K, 12) of episodes ``idx`` from actions (K, 12): PD target angles
         (``pd``) or torques (``torque``), as quadlit's ``motor_command`` makes them."""
-        a = np.nan_to_num(np.asarray(actions, dtype=np.float64), nan=0.0)
+        a = np.nan_to_num(np.asarray(actions, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         a = np.clip(a, -1.0, 1.0)
         if self.pd:
             return np.asarray(self.robot.default_q) + self.sim.action_scale * a
