@@ -32,6 +32,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from quadlit.errors import ConfigError, RunInterrupted, TrainingDiverged
+from quadlit.outputs import check_output_folder
 from quadlit.tasks import TASK_NAMES, require_guard, require_mirror, task_params_from_dict, task_spec
 from quadlit.training.checkpoint import AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint, read_checkpoint
 from quadlit.training.data import RolloutDataModule
@@ -228,15 +229,7 @@ class QuadlitCLI(LightningCLI):
         root_setting = str(cfg.get("trainer", {}).get("default_root_dir") or os.getcwd())
         if "://" in root_setting:  # a remote file system (fsspec): Lightning checks it itself
             return
-        root = Path(root_setting).absolute()
-        existing = root
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            where = "is a file" if existing == root else f"lies under {existing}, which is a file"
-            raise ConfigError(f"trainer.default_root_dir: {root} {where}; give a directory")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise ConfigError(f"trainer.default_root_dir: cannot write to {existing} (read-only or no permission)")
+        check_output_folder(root_setting, "trainer.default_root_dir")
 
     def _check_evaluated_weights(self) -> None:
         """validate/test score the weights of a checkpoint; without one they would score a newly

@@ -1,0 +1,74 @@
+"""Output paths of the commands: checked before any work starts, written atomically.
+
+A command that writes a file checks it with ``check_output_file`` (or its folder with
+``check_output_folder``) before it loads, trains or simulates anything, so a path it cannot or
+must not write is one line up front, not an error after minutes of work or a file destroyed;
+then it writes through ``atomic_write``, so a failure part-way leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from quadlit.errors import ConfigError
+
+
+def check_output_folder(folder: str | Path, option: str) -> Path:
+    """``folder`` (absolute) when it is a folder this process can write into, or can create
+    (the nearest existing one above it is a writable folder); a ConfigError naming ``option``
+    otherwise."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == folder else f"lies under {existing}, which is a file"
+        raise ConfigError(f"{option}: {folder} {where}; give a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: cannot write to {existing} (read-only or no permission)")
+    return folder
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_output_file(path: str | Path, option: str, inputs: Iterable[str | Path] = (),
+                      rewritable: Callable[[Path], bool] = lambda path: False) -> Path:
+    """``path`` when a command may write it: not a folder, none of the command's ``inputs``, and
+    either new or a file this command wrote before (``rewritable(path)``, e.g. the previous
+    export of the same policy), in a folder that can be written (``check_output_folder``).
+    Anything else, a checkpoint or a config above all, is refused with a ConfigError naming
+    ``option``."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option}: {path} is a folder; give a file name")
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            raise ConfigError(f"{option}: {path} is this command's input; give another file name")
+    if path.exists() and not rewritable(path):
+        raise ConfigError(f"{option}: {path} already exists and was not written by this command; "
+                          f"give a new file name (or remove the file first)")
+    check_output_folder(path.parent, option)
+    return path
+
+
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed over ``path`` when the block ends
+    without an error (``os.replace`` is atomic), removed when it raises. The folder is created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
