@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -36,6 +37,7 @@ from quadlit.outputs import check_output_folder
 from quadlit.tasks import TASK_NAMES, require_guard, require_mirror, task_params_from_dict, task_spec
 from quadlit.training.checkpoint import AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint, read_checkpoint
 from quadlit.training.data import RolloutDataModule
+from quadlit.training.run_lock import RunDirectoryLock
 from quadlit.training.module import QuadlitModule
 from quadlit.training.video import EvalVideo
 
@@ -374,33 +376,37 @@ class QuadlitCLI(LightningCLI):
         self._run_trainer(self.trainer.test, model, **kwargs)
 
     def _run_trainer(self, fn, model, **kwargs) -> None:
-        """Run a Trainer entry point; when it fails on the user's input (memory, an output path,
-        a configuration Lightning rejects) before its first checkpoint, remove the run directory
-        it created, so bad input leaves nothing behind."""
+        """Run a Trainer entry point, holding the run directory's lock (a second process that
+        would write the same directory is refused); when it fails on the user's input (memory, an
+        output path, a configuration Lightning rejects) before its first checkpoint, remove the
+        run directory it created, so bad input leaves nothing behind."""
         logger = self.trainer.logger
         created: list[Path] = []  # the run directory and those of its parents that this run would create
         if isinstance(logger, TensorBoardLogger) and rank_zero_only.rank == 0:
             log_dir = Path(logger.log_dir).absolute()
             created = [d for d in (log_dir, log_dir.parent, log_dir.parent.parent) if not d.exists()]
+        run_dir = self.trainer.log_dir if rank_zero_only.rank == 0 else None
+        lock = RunDirectoryLock(run_dir) if run_dir and "://" not in str(run_dir) else contextlib.nullcontext()
         interrupt = _InterruptAtBatchEnd()
         self.trainer.callbacks.append(interrupt)
-        try:
-            with interrupt.watching():
-                fn(model, **kwargs)
-        except (ConfigError, MisconfigurationException, MemoryError, OSError):
-            saved = any(c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks)
-            if created and not saved:
-                shutil.rmtree(created[0], ignore_errors=True)
-                for parent in created[1:]:
-                    if parent.is_dir() and not any(parent.iterdir()):
-                        parent.rmdir()
-            raise
-        except SystemExit:
-            # Lightning turns Ctrl-C into a graceful shutdown followed by sys.exit(1)
-            if not self.trainer.interrupted:
+        with lock:
+            try:
+                with interrupt.watching():
+                    fn(model, **kwargs)
+            except (ConfigError, MisconfigurationException, MemoryError, OSError):
+                saved = any(c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks)
+                if created and not saved:
+                    shutil.rmtree(created[0], ignore_errors=True)
+                    for parent in created[1:]:
+                        if parent.is_dir() and not any(parent.iterdir()):
+                            parent.rmdir()
                 raise
-            signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
-            raise RunInterrupted(self._continue_from()) from None
+            except SystemExit:
+                # Lightning turns Ctrl-C into a graceful shutdown followed by sys.exit(1)
+                if not self.trainer.interrupted:
+                    raise
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
+                raise RunInterrupted(self._continue_from()) from None
 
     def _continue_from(self) -> str:
         """What an interrupted run can continue from, in one line."""

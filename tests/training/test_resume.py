@@ -187,6 +187,32 @@ def test_a_refused_resume_writes_nothing(reach_run, tmp_path, capsys):
     assert _snapshot(root) == before  # config.yaml not rewritten, no new events file
 
 
+def test_a_run_directory_is_written_by_one_process_at_a_time(reach_run, tmp_path, capsys):
+    root = _copy_of(reach_run, tmp_path)
+    run_dir = root / "lightning_logs" / "version_0"
+    holder = subprocess.Popen(  # another process continuing the same run
+        [sys.executable, "-c", "import sys, time\nfrom quadlit.training.run_lock import RunDirectoryLock\n"
+         "RunDirectoryLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\ntime.sleep(300)", str(run_dir)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = _snapshot(root)
+        capsys.readouterr()
+        assert main(_reach(root, "--ckpt_path", "last", "--trainer.max_epochs", "2")) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("quadlit: error:") and f"pid {holder.pid}" in err[-1] and str(run_dir) in err[-1], err
+        assert _snapshot(root) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    # the killed process's lock file is left behind, and recognised as stale
+    assert (run_dir / ".quadlit.lock").is_file()
+    assert main(_reach(root, "--ckpt_path", "last", "--trainer.max_epochs", "2")) == 0
+    assert not (run_dir / ".quadlit.lock").exists()
+    first = torch.load(_last(reach_run), weights_only=True)["global_step"]
+    assert torch.load(_last(root), weights_only=True)["global_step"] == 2 * first  # it trained the second epoch
+
+
 def test_a_moved_run_resumes_from_its_newest_checkpoint_each_time(reach_run, tmp_path, capsys):
     moved = tmp_path / "elsewhere"
     shutil.copytree(reach_run, moved)  # saved paths inside the checkpoint still name reach_run
