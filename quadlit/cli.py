@@ -19,6 +19,7 @@ import sys
 import threading
 import warnings
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -27,7 +28,7 @@ import yaml
 from jsonargparse import ActionYesNo, ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -173,6 +174,8 @@ class QuadlitCLI(LightningCLI):
             return
         contents = read_checkpoint(ckpt)
         self._ckpt_hparams = {k: v for k, v in contents.get("hyper_parameters", {}).items() if not k.startswith("_")}
+        if sub == "fit":
+            self._check_time_left(ckpt, contents, cfg.get("trainer", {}).get("max_time"))
         dm_state = contents.get("RolloutDataModule") or {}
         task = cfg.get("data", {}).get("task")
         saved_task = dm_state.get("task_name")
@@ -198,6 +201,31 @@ class QuadlitCLI(LightningCLI):
             for key, size in (("obs_dim", spec.obs_dim), ("action_dim", spec.action_dim)):
                 if key in hp and hp[key] != size:
                     raise ConfigError(f"--ckpt_path: {ckpt} has {key}={hp[key]}, but task {task!r} has {key}={size}")
+
+    @staticmethod
+    def _check_time_left(ckpt, contents: dict, max_time) -> None:
+        """``trainer.max_time`` counts the training time of the run before the checkpoint too: a
+        continued run with none of it left would stop at once ("Time limit reached") and leave a
+        run without a checkpoint, so it is refused; otherwise how much is left is said."""
+        if max_time is None:
+            return
+        try:
+            timer = Timer(duration=max_time, verbose=False)
+        except MisconfigurationException:
+            return  # a malformed duration: the Trainer reports it
+        saved = next((v for k, v in (contents.get("callbacks") or {}).items() if str(k).startswith("Timer")), None)
+        if saved:
+            timer.load_state_dict(saved)
+        spent, left = timer.time_elapsed(), timer.time_remaining()
+        if not spent:
+            return
+        spent_text, limit_text = timedelta(seconds=round(spent)), timedelta(seconds=round(spent + left))
+        extend = f"give a longer --trainer.max_time (DD:HH:MM:SS, counting the {spent_text} spent) or null"
+        if left <= 0:
+            raise ConfigError(f"--ckpt_path: {ckpt} has trained {spent_text}, all of trainer.max_time {limit_text}, "
+                              f"so nothing would be trained; to continue, {extend}")
+        _note(f"trainer.max_time {limit_text} counts the {spent_text} trained before {ckpt}: "
+              f"{timedelta(seconds=round(left))} left (for more, {extend})")
 
     def _resolve_last(self) -> None:
         """``--ckpt_path last`` means the newest ``last*.ckpt`` of the newest run under the default root

@@ -213,6 +213,29 @@ def test_a_run_directory_is_written_by_one_process_at_a_time(reach_run, tmp_path
     assert torch.load(_last(root), weights_only=True)["global_step"] == 2 * first  # it trained the second epoch
 
 
+def test_a_run_whose_max_time_is_spent_is_refused_and_one_with_time_left_says_how_much(tmp_path, capsys):
+    root = tmp_path / "timed"
+    # the default config's way of ending a run: trainer.max_time (here 1 s of training)
+    assert main(_reach(root, "--trainer.max_time", "00:00:00:01", "--trainer.max_epochs", "100000")) == 0
+    timer = torch.load(_last(root), weights_only=True)["callbacks"]["Timer"]
+    assert timer["time_elapsed"]["train"] >= 1.0
+    before = _snapshot(root)
+    capsys.readouterr()
+    assert main(_reach(root, "--ckpt_path", "last", "--trainer.max_time", "00:00:00:01",
+                       "--trainer.max_epochs", "100000")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "nothing would be trained" in err[1] and "--trainer.max_time" in err[1], err
+    assert _snapshot(root) == before  # no events file, no config.yaml rewritten
+    # with time left: one line before starting says how much, then the run continues
+    step = torch.load(_last(root), weights_only=True)["global_step"]
+    epoch = torch.load(_last(root), weights_only=True)["epoch"]
+    assert main(_reach(root, "--ckpt_path", "last", "--trainer.max_time", "00:01:00:00",
+                       "--trainer.max_epochs", str(epoch + 2))) == 0
+    err = capsys.readouterr().err
+    assert "left (for more, give a longer --trainer.max_time" in err and "0:59:5" in err, err
+    assert torch.load(_last(root), weights_only=True)["global_step"] > step
+
+
 def test_a_moved_run_resumes_from_its_newest_checkpoint_each_time(reach_run, tmp_path, capsys):
     moved = tmp_path / "elsewhere"
     shutil.copytree(reach_run, moved)  # saved paths inside the checkpoint still name reach_run
