@@ -107,9 +107,49 @@ def _model_flags(args) -> set[str]:
     return flags
 
 
+def _config_text(path: str) -> str:
+    """The text of config file ``path``, which must be UTF-8 (jsonargparse's reading error is a
+    traceback)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            found = "UTF-16 text"
+        elif b"\0" in data:
+            found = "binary data, not text"
+        else:
+            found = f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}; Latin-1?)"
+        raise ConfigError(f"--config {path}: the file is {found}; save it as UTF-8 YAML") from None
+
+
+def _duplicate_keys(node: yaml.Node, prefix: str = "") -> tuple[str, int, int] | None:
+    """The first key that a YAML mapping in ``node`` (a composed document) gives twice, as
+    (dotted key, first line, second line); None when there is none. YAML loaders keep the last
+    silently."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None:
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    return prefix + key, seen[key], line
+                seen[key] = line
+            found = _duplicate_keys(value_node, f"{prefix}{key}." if key is not None else prefix)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _duplicate_keys(item, prefix)
+            if found:
+                return found
+    return None
+
+
 def _check_config_files(args) -> None:
-    """A ``--config`` file must hold a YAML mapping (jsonargparse says only "Unexpected config:"
-    of an empty one)."""
+    """A ``--config`` file must be UTF-8 text holding a YAML mapping (jsonargparse says only
+    "Unexpected config:" of an empty one) with no key given twice."""
     args = list(args) if isinstance(args, (list, tuple)) else []
     for i, arg in enumerate(args):
         if arg in ("-c", "--config") and i + 1 < len(args):
@@ -120,10 +160,16 @@ def _check_config_files(args) -> None:
             continue
         if not isinstance(path, str) or not Path(path).is_file():
             continue  # a YAML string in place of a file, or a missing file: jsonargparse reports it
+        text = _config_text(path)
         try:
-            content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            content = yaml.safe_load(text)
+            duplicate = _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
         except yaml.YAMLError:
             continue  # reported by jsonargparse with the position of the error
+        if duplicate:
+            key, first, second = duplicate
+            raise ConfigError(f"--config {path}: {key} is given twice (lines {first} and {second}); YAML would keep "
+                              f"only the second, so merge them into one")
         if content is None:
             raise ConfigError(f"--config {path}: the file is empty; it needs a YAML mapping with trainer:, data: "
                               f"and/or model: sections (see configs/*.yaml)")

@@ -163,3 +163,28 @@ def test_bad_command(tmp_path, capsys, monkeypatch, argv, needle):
     assert err.startswith("quadlit: error:") and needle in err, err
     assert not any(Path(tmp_path).iterdir())
 
+
+
+# (config file bytes, text the line must contain): files that YAML would misread or that are not text
+CONFIG_FILES = [
+    (b"data:\n  task: reach\n  num_envs: 64\nmodel:\n  lr: 0.001\ndata:\n  num_envs: 256\n",
+     "data is given twice (lines 1 and 6)"),
+    (b"data:\n  task: reach\n  num_envs: 8\n  num_envs: 16\n", "data.num_envs is given twice (lines 3 and 4)"),
+    ("data:\n  task: reach  # r\xe9sum\xe9\n".encode("latin-1"), "not UTF-8 (byte 0xe9"),
+    ("data:\n  task: reach\n".encode("utf-16"), "UTF-16"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff", "binary"),
+]
+
+
+@pytest.mark.parametrize("content,needle", CONFIG_FILES, ids=["section twice", "key twice", "latin-1", "utf-16",
+                                                              "binary"])
+def test_bad_config_file(tmp_path, capsys, content, needle):
+    config = tmp_path / "config.yaml"
+    config.write_bytes(content)
+    root = tmp_path / "out"
+    code = main(["fit", "--config", str(REPO / "configs/reach.yaml"), "--config", str(config), *TINY,
+                 "--trainer.default_root_dir", str(root)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("quadlit: error:") and str(config) in err and needle in err, err
+    assert not root.exists()
