@@ -147,16 +147,66 @@ def _duplicate_keys(node: yaml.Node, prefix: str = "") -> tuple[str, int, int] |
     return None
 
 
+def _option_at(args: list, i: int) -> tuple[str, str | None] | None:
+    """The option at ``args[i]`` as (dotted key, value as given), for ``--KEY VALUE`` and
+    ``--KEY=VALUE`` (value None for a flag followed by another option); None for anything else."""
+    arg = args[i]
+    if not isinstance(arg, str) or not arg.startswith("--") or len(arg) == 2:
+        return None
+    key, eq, value = arg[2:].partition("=")
+    if not eq:
+        following = args[i + 1] if i + 1 < len(args) else None
+        value = following if isinstance(following, str) and not following.startswith("--") else None
+    return key, value
+
+
+_UNSET = object()
+
+
+def _set_in(config, key: str):
+    """The value the parsed config mapping sets at dotted ``key``, or ``_UNSET``."""
+    for part in key.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return _UNSET
+        config = config[part]
+    return config
+
+
+def _note_options_a_later_config_overrode(given: dict, path: str, content) -> None:
+    """Options are applied in order, so a ``--config`` after ``--KEY VALUE`` replaces that value
+    when the file sets KEY: say so in one line, naming each such option (then forgotten)."""
+    lost = []
+    for key, value in list(given.items()):
+        in_config = _set_in(content, key)
+        if in_config is _UNSET:
+            continue
+        del given[key]
+        try:
+            same = value is not None and yaml.safe_load(value) == in_config
+        except yaml.YAMLError:
+            same = False
+        if not same:
+            lost.append(f"--{key} {value} (the file has {in_config!r})")
+    if lost:
+        _note(f"warning: --config {path}, given after them, overrides {', '.join(lost)}; options apply in "
+              f"order: give them after --config")
+
+
 def _check_config_files(args) -> None:
     """A ``--config`` file must be UTF-8 text holding a YAML mapping (jsonargparse says only
-    "Unexpected config:" of an empty one) with no key given twice."""
+    "Unexpected config:" of an empty one) with no key given twice; options that it overrides
+    because they came before it are named."""
     args = list(args) if isinstance(args, (list, tuple)) else []
+    given: dict[str, str | None] = {}  # options before the --config being read
     for i, arg in enumerate(args):
         if arg in ("-c", "--config") and i + 1 < len(args):
             path = args[i + 1]
         elif isinstance(arg, str) and arg.startswith("--config="):
             path = arg.split("=", 1)[1]
         else:
+            option = _option_at(args, i)
+            if option and option[0] != "config":
+                given[option[0]] = option[1]
             continue
         if not isinstance(path, str) or not Path(path).is_file():
             continue  # a YAML string in place of a file, or a missing file: jsonargparse reports it
@@ -176,6 +226,7 @@ def _check_config_files(args) -> None:
         if not isinstance(content, dict):
             raise ConfigError(f"--config {path}: expected a YAML mapping with trainer:, data: and/or model: "
                               f"sections, got a {type(content).__name__}")
+        _note_options_a_later_config_overrode(given, path, content)
 
 
 def cpu_has_native_bf16() -> bool:

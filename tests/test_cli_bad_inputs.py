@@ -188,3 +188,17 @@ def test_bad_config_file(tmp_path, capsys, content, needle):
     assert code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith("quadlit: error:") and str(config) in err and needle in err, err
     assert not root.exists()
+
+
+def test_options_a_later_config_overrides_are_named(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("model:\n  lr: 0.0003\n  gamma: 0.99\ndata:\n  num_envs: 8\n")
+    args = ["fit", "--config", str(REPO / "configs/reach.yaml"), "--model.lr", "0.001", "--model.gamma", "0.99",
+            "--data.num_envs=16", "--model.entropy_coef", "0.02", "--config", str(config), "--print_config"]
+    with pytest.raises(SystemExit):
+        main(args)
+    out, err = capsys.readouterr()
+    assert "lr: 0.0003" in out and "num_envs: 8" in out  # what the note says happened
+    assert err.strip() == (f"quadlit: warning: --config {config}, given after them, overrides --model.lr 0.001 (the "
+                           f"file has 0.0003), --data.num_envs 16 (the file has 8); options apply in order: give "
+                           f"them after --config")
