@@ -95,6 +95,12 @@ TRAINER_FLAG_RULES = {
     "log_every_n_steps": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1 (or null)"),
     "min_epochs": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (or null)"),
     "min_steps": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (or null)"),
+    # the rollouts give the networks float32 observations: only float32 weights, or autocast, take them
+    "precision": (lambda v: str(v) not in ("64", "64-true", "16-true", "bf16-true"),
+                  "32-true, 16-mixed or bf16-mixed (64-true, 16-true and bf16-true are not supported)"),
+    # ddp_spawn pickles the trainer, with the environments' thread pools, into new processes: it cannot
+    "strategy": (lambda v: not (isinstance(v, str) and v.startswith("ddp_spawn")),
+                 "a strategy that does not spawn, such as ddp or ddp_fork (ddp_spawn is not supported)"),
 }
 
 
