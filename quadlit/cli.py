@@ -104,6 +104,10 @@ TRAINER_FLAG_RULES = {
 }
 
 
+#: The largest ``seed_everything`` (NumPy's seeds are 32-bit).
+MAX_SEED = 2**32 - 1
+
+
 def _model_flags(args) -> set[str]:
     """The model fields given on the command line as ``--model.NAME VALUE`` or ``--model.NAME=VALUE``."""
     flags = set()
@@ -403,6 +407,10 @@ class QuadlitCLI(LightningCLI):
             value = trainer.get(name)
             if value is not None and not ok(value):
                 raise ConfigError(f"trainer.{name} must be {allowed}, got {value!r}")
+        seed = cfg.get("seed_everything") if cfg else None
+        if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= MAX_SEED:
+            # Lightning seeds NumPy with it, which takes only these
+            raise ConfigError(f"seed_everything must be true, false or an integer from 0 to {MAX_SEED}, got {seed}")
 
     def parse_arguments(self, parser, args) -> None:
         _check_config_files(sys.argv[1:] if args is None else args)

@@ -117,6 +117,8 @@ FIT_OPTIONS = [
     ("--nonexistent_flag", "1", "nonexistent_flag"),
     ("--config", "/nonexistent/quadlit.yaml", "/nonexistent/quadlit.yaml"),
     ("--seed_everything", "abc", "seed_everything"),
+    ("--seed_everything", "-5", "seed_everything must be true, false or an integer from 0 to 4294967295"),
+    ("--seed_everything", "4294967296", "seed_everything"),
     ("--ckpt_path", "/", "--ckpt_path"),
 ]
 
