@@ -207,3 +207,13 @@ def test_options_a_later_config_overrides_are_named(tmp_path, capsys):
     assert err.strip() == (f"quadlit: warning: --config {config}, given after them, overrides --model.lr 0.001 (the "
                            f"file has 0.0003), --data.num_envs 16 (the file has 8); options apply in order: give "
                            f"them after --config")
+
+
+def test_networks_too_large_for_memory_are_refused_before_they_are_allocated(tmp_path, capsys):
+    root = tmp_path / "out"
+    code = main(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.default_root_dir", str(root),
+                 "--model.critic", "separate", "--model.critic_hidden", "[200000,200000]"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("quadlit: error: model.critic_hidden: a network of 40,00") and "GiB" in err, err
+    assert not tmp_path.joinpath("out").exists()

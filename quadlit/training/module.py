@@ -32,6 +32,7 @@ from quadlit.models.world_model import WorldModel, sample_sequences
 from quadlit.training import distributed
 from quadlit.training.critic import SeparateCritic
 from quadlit.training.normalizer import RunningNorm
+from quadlit.training.resources import check_networks_fit_in_memory, mlp_parameters
 from quadlit.training.rollout import Rollout, rows_to_state
 
 
@@ -46,6 +47,30 @@ def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = 
     if not (ok_lo and ok_hi and math.isfinite(value)):
         interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
         raise ValueError(f"model.{name} must be in {interval}, got {value}")
+
+
+def _parameter_counts(hp) -> dict[str, int]:
+    """The parameter count of each network the hyperparameters ``hp`` build, keyed by the options
+    that size it (their dominant terms: enough to catch a size typed a thousand times too large
+    before it is allocated)."""
+    obs, act = hp.obs_dim, hp.action_dim
+    if hp.policy == "mlp":
+        counts = {"model.mlp_hidden": mlp_parameters([obs, *hp.mlp_hidden, act + 1])}
+    else:
+        graph = hp.gat_heads * hp.gat_head_dim
+        counts = {"model.encoder_dim/gat_heads/gat_head_dim/lstm_hidden":
+                  mlp_parameters([obs, hp.encoder_dim, hp.encoder_dim, graph]) + 4 * hp.lstm_hidden * (graph + hp.lstm_hidden)
+                  + mlp_parameters([hp.lstm_hidden, act + 1])}
+    if hp.critic != "shared":
+        extra = (hp.privileged_dim if hp.critic == "privileged" else 0) + (obs if hp.critic_surprise else 0)
+        counts["model.critic_hidden"] = mlp_parameters([obs + extra, *hp.critic_hidden, 1])
+    latent, hidden = hp.wm_latent_dim, 128  # WorldModel's default hidden width
+    wm_in = hp.wm_history * obs + (hp.wm_history - 1) * act
+    counts["model.wm_latent_dim/wm_history"] = (mlp_parameters([wm_in, hidden, hidden, latent])  # encoder
+                                                 + mlp_parameters([latent + act, hidden, hidden, latent])  # dynamics
+                                                 + 2 * mlp_parameters([latent + act, hidden, hidden, 1])  # reward, done
+                                                 + mlp_parameters([latent, hidden, hidden, obs]))  # decoder
+    return counts
 
 
 def _full_noise_kl(new_log_prob: torch.Tensor, old_log_prob: torch.Tensor, offset: torch.Tensor,
@@ -303,6 +328,8 @@ class QuadlitModule(L.LightningModule):
         self.automatic_optimization = False
 
         shared = critic == "shared"
+        critic_extra = (privileged_dim if critic == "privileged" else 0) + (obs_dim if critic_surprise else 0)
+        check_networks_fit_in_memory(_parameter_counts(self.hparams))
         if policy == "mlp":
             self.policy = MlpPolicy(obs_dim, action_dim, hidden=mlp_hidden, init_log_std=init_log_std,
                                     value_head=shared)
@@ -310,7 +337,6 @@ class QuadlitModule(L.LightningModule):
             self.policy = EntityBelief(obs_dim, action_dim, encoder_dim=encoder_dim, gat_heads=gat_heads,
                                        gat_head_dim=gat_head_dim, lstm_hidden=lstm_hidden, init_log_std=init_log_std,
                                        value_head=shared)
-        critic_extra = (privileged_dim if critic == "privileged" else 0) + (obs_dim if critic_surprise else 0)
         self.critic = None if shared else SeparateCritic(obs_dim, critic_extra, critic_hidden, normalize=normalize_obs)
         if final_log_std is not None:  # scheduled, not learned
             self.policy.log_std.requires_grad_(False)
