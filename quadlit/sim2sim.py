@@ -585,9 +585,10 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"sim2sim: --episodes must be >= 1, got {args.episodes}")
     if args.max_steps is not None and args.max_steps < 1:
         raise ConfigError(f"sim2sim: --max_steps must be >= 1, got {args.max_steps}")
-    threads = args.threads if args.threads is not None else (os.cpu_count() or 1)
-    if threads < 1:
-        raise ConfigError(f"sim2sim: --threads must be >= 1, got {threads}")
+    cpus = os.cpu_count() or 1
+    threads = args.threads if args.threads is not None else cpus
+    if not 1 <= threads <= cpus:  # each MuJoCo thread holds its own model and data
+        raise ConfigError(f"sim2sim: --threads must be from 1 to {cpus} (this machine's CPU count), got {threads}")
     require_mujoco()
     source = load_policy(args)
     seed = args.seed if args.seed is not None else (source.eval_seed if source.eval_seed is not None else 12345)

@@ -150,6 +150,7 @@ COMMANDS = [
     (["export-mjcf", "--actuators", "jet"], "--actuators"),
     (["bench", "nothing"], "invalid choice: 'nothing'"),
     (["tune", "--trials", "-1"], "--trials"),
+    (["sim2sim", "--policy", "zero", "--threads", "100000"], "--threads must be from 1 to"),
     # a benchmark's --config that is not a file: one line before any run starts
     (["bench", "train", "--config", "missing.yaml"], "missing.yaml"),
     (["bench", "versus-sb3", "--config", "missing.yaml"], "missing.yaml"),
