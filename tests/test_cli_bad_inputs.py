@@ -151,6 +151,9 @@ COMMANDS = [
     (["bench", "nothing"], "invalid choice: 'nothing'"),
     (["tune", "--trials", "-1"], "--trials"),
     (["sim2sim", "--policy", "zero", "--threads", "100000"], "--threads must be from 1 to"),
+    (["bench", "physics", "--envs", "-5"], "argument --envs: must be an integer >= 1, got -5"),
+    (["bench", "fingerprint", "--epochs", "0"], "argument --epochs: must be an integer >= 1"),
+    (["bench", "fingerprint", "--compare", "missing.json"], "--compare missing.json: no such file"),
     # a benchmark's --config that is not a file: one line before any run starts
     (["bench", "train", "--config", "missing.yaml"], "missing.yaml"),
     (["bench", "versus-sb3", "--config", "missing.yaml"], "missing.yaml"),
@@ -218,3 +221,17 @@ def test_networks_too_large_for_memory_are_refused_before_they_are_allocated(tmp
     assert code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith("quadlit: error: model.critic_hidden: a network of 40,00") and "GiB" in err, err
     assert not tmp_path.joinpath("out").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--compare", "notes.json"], "--compare notes.json: not a --json file of this benchmark"),
+    (["--json", "notes.json"], "--json: notes.json already exists"),
+])
+def test_fingerprint_files_are_checked_before_the_run(tmp_path, capsys, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.json").write_text('{"mine": true}\n')
+    code = main(["bench", "fingerprint", "--task", "reach", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("quadlit: error:") and needle in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.json"]
+    assert (tmp_path / "notes.json").read_text() == '{"mine": true}\n'

@@ -91,6 +91,18 @@ def epochs_between_evaluations(train_seconds: float, every: int, fine_until: flo
     return 1 if train_seconds < fine_until else every
 
 
+def positive_int(text: str) -> int:
+    """argparse ``type`` of a count (environments, threads, steps, epochs): an integer >= 1;
+    argparse names the option in its one-line error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
 def require_config(path: str | None, prog: str) -> None:
     """One line and exit 2 when a benchmark's ``--config`` is not a file (instead of a traceback
     from a child process, or a run that fails after minutes of another one)."""
