@@ -42,6 +42,7 @@ import torch
 
 from quadlit.envs import rng
 from quadlit.errors import ConfigError
+from quadlit.outputs import atomic_write, check_output_file, check_output_folder, holds_image
 from quadlit.physics.control_step import MAX_ANG_VEL, MAX_HEIGHT, MAX_LIN_VEL
 from quadlit.physics.mjcf import SENSOR_LAYOUT, to_mjcf
 from quadlit.physics.model import RobotModel, a1_model
@@ -527,8 +528,8 @@ def write_outputs(result: Comparison, source: PolicySource, plot: Path | None, l
 
         fig = robustness_figure(curves, title=f"sim2sim: {source.label}")
         try:
-            plot.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(plot)
+            with atomic_write(plot) as tmp:
+                fig.savefig(tmp)
         except OSError as exc:
             raise ConfigError(f"--plot: cannot write {plot} ({exc.strerror or exc})") from None
         finally:
@@ -589,10 +590,19 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads if args.threads is not None else cpus
     if not 1 <= threads <= cpus:  # each MuJoCo thread holds its own model and data
         raise ConfigError(f"sim2sim: --threads must be from 1 to {cpus} (this machine's CPU count), got {threads}")
+    if args.plot:  # the outputs are checked before the episodes run, not after
+        check_output_file(args.plot, "sim2sim: --plot", inputs=[p for p in (args.ckpt_path, args.onnx) if p],
+                          rewritable=holds_image)
+    if args.log_dir:
+        check_output_folder(args.log_dir, "sim2sim: --log_dir")
     require_mujoco()
     source = load_policy(args)
     seed = args.seed if args.seed is not None else (source.eval_seed if source.eval_seed is not None else 12345)
-    result = compare(source, args.episodes, int(seed), threads, args.max_steps, args.friction)
+    try:
+        result = compare(source, args.episodes, int(seed), threads, args.max_steps, args.friction)
+    except MemoryError:  # the episodes of all push magnitudes run at once
+        raise ConfigError(f"sim2sim: --episodes {args.episodes}: not enough memory to run "
+                          f"{len(PUSH_CURVE) * args.episodes:,} episodes at once; lower --episodes") from None
     label = source.label + (", MuJoCo friction stiff" if args.friction == "stiff" else "")
     print(table(result, label, int(seed)))
     written = write_outputs(result, source, Path(args.plot) if args.plot else None,

@@ -2,6 +2,7 @@
 written (issue 14). tests/test_cli.py and tests/test_cli_edges.py hold the cases that need
 files, checkpoints or output paths set up; these need only the command line."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,43 @@ def test_fingerprint_files_are_checked_before_the_run(tmp_path, capsys, monkeypa
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("quadlit: error:") and needle in err, err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.json"]
     assert (tmp_path / "notes.json").read_text() == '{"mine": true}\n'
+
+
+# a command's output path that is an existing file of someone else's, or lies under one: refused
+# before the command loads, trains or simulates anything (the checkpoints named need not exist)
+OUTPUTS = [
+    (["sim2sim", "--policy", "zero", "--log_dir", "afile"], "sim2sim: --log_dir: "),
+    (["sim2sim", "--policy", "zero", "--plot", "afile"], "sim2sim: --plot: afile already exists"),
+    (["bench", "falls", "--ckpt_path", "x.ckpt", "--out", "afile/falls.json"], "which is a file"),
+    (["bench", "falls", "--ckpt_path", "x.ckpt", "--out", "afile"], "--out: afile already exists"),
+    (["bench", "early", "--config", str(REPO / "configs/balance.yaml"), "--out", "afile"], "--out: afile already"),
+    (["bench", "world-model", "--ckpt_path", "x.ckpt", "--out", "afile"], "--out: afile already exists"),
+    (["bench", "train", "--config", str(REPO / "configs/balance.yaml"), "--json", "afile"], "--json: afile already"),
+    (["bench", "train", "--config", str(REPO / "configs/balance.yaml"), "--out", "afile"], "--out: "),
+    (["bench", "versus-sb3", "--config", str(REPO / "configs/balance.yaml"), "--json", "afile"], "--json: afile"),
+    (["record", "--ckpt_path", "x.ckpt", "--out", "afile"], "--out: afile already exists"),
+    (["record", "--ckpt_path", "x.ckpt", "--still", "afile"], "--still: afile already exists"),
+]
+
+
+@pytest.mark.parametrize("argv,needle", OUTPUTS, ids=[" ".join(a[:2] + a[-2:]) for a, _ in OUTPUTS])
+def test_outputs_are_checked_before_the_work(tmp_path, capsys, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("notes\n")
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("quadlit: error:") and needle in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"] and (tmp_path / "afile").read_text() == "notes\n"
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    import quadlit.outputs as outputs
+
+    real_access = os.access  # root ignores permission bits: the check is shown a read-only folder instead
+    monkeypatch.setattr(outputs.os, "access", lambda path, mode: False if Path(path) == tmp_path / "ro"
+                        else real_access(path, mode))
+    (tmp_path / "ro").mkdir()
+    code = main(["bench", "falls", "--ckpt_path", str(tmp_path / "x.ckpt"), "--out", str(tmp_path / "ro/falls.json")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"quadlit: error: quadlit bench falls: --out: cannot write to {tmp_path / 'ro'} " \
+                                "(read-only or no permission)", err

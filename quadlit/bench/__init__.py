@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from quadlit.errors import ConfigError
+from quadlit.outputs import check_output_file, check_output_folder, holds_json
 
 BENCHES = {
     "reach": "quadlit.bench.reach",
@@ -89,6 +90,15 @@ def epochs_between_evaluations(train_seconds: float, every: int, fine_until: flo
     """Epochs between a ``bench train`` run's evaluations at ``train_seconds`` of training: 1
     (after every epoch) until ``fine_until`` s, then ``every``."""
     return 1 if train_seconds < fine_until else every
+
+
+def check_result_paths(prog: str, json_path: str | None, plots: str | None) -> None:
+    """A benchmark's ``--json`` file (an earlier result may be replaced, another file not) and
+    ``--out`` plot folder, checked before its runs rather than after minutes of them."""
+    if json_path:
+        check_output_file(json_path, f"{prog}: --json", rewritable=holds_json)
+    if plots:
+        check_output_folder(plots, f"{prog}: --out")
 
 
 def positive_int(text: str) -> int:

@@ -25,9 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from quadlit.bench import positive_int, require_config
+from quadlit.bench import check_result_paths, positive_int, require_config
 from quadlit.errors import ConfigError
-from quadlit.outputs import atomic_write, check_output_file
+from quadlit.outputs import write_text
 
 CONFIGS = {"balance": "configs/balance.yaml", "reach": "configs/reach.yaml"}
 
@@ -88,14 +88,6 @@ def read_fingerprints(path: str | Path, option: str = "--compare") -> dict:
     return saved
 
 
-def _is_fingerprint_file(path: Path) -> bool:
-    try:
-        read_fingerprints(path)
-        return True
-    except ConfigError:
-        return False
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="quadlit bench fingerprint", description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=[*CONFIGS, "all"], default="all", help="which default config(s) to run")
@@ -112,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if saved is not None and not set(tasks) & set(saved):
         raise ConfigError(f"quadlit bench fingerprint: --compare {args.compare} holds {', '.join(sorted(saved))}, "
                           f"not {', '.join(tasks)}")
-    if args.json:
-        check_output_file(args.json, "quadlit bench fingerprint: --json", rewritable=_is_fingerprint_file)
+    check_result_paths("quadlit bench fingerprint", args.json, None)
     result = {}
     for task in tasks:
         result[task] = _digest_run(task, args.epochs, args.config, extra)
@@ -121,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{task}: {r['rows']} metric values over {r['env_steps']} env-steps\n"
               f"  metrics    {r['metrics']}\n  parameters {r['parameters']}", flush=True)
     if args.json:
-        with atomic_write(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=1))
+        write_text(args.json, json.dumps(result, indent=1))
     if saved is None:
         return 0
     same = True

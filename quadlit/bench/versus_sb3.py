@@ -40,7 +40,8 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
-from quadlit.bench import TrainingClock, next_evaluation, require_config  # noqa: E402
+from quadlit.bench import TrainingClock, check_result_paths, next_evaluation, require_config  # noqa: E402
+from quadlit.outputs import write_text  # noqa: E402
 
 
 class SB3Policy:
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("quadlit bench versus-sb3: --eval-every-s, --eval-every and --fine-every-s must be positive, "
                          "--fine-eval-s at least 0")
     require_config(args.config, "quadlit bench versus-sb3")
+    check_result_paths("quadlit bench versus-sb3", args.json, args.out)
     if args.seed is not None:  # child: one SB3 run
         record = run_sb3(args)
         Path(args.child_json).write_text(json.dumps(record))
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             ours.append(json.loads(path.read_text())["records"][0])
     sb3, ours = _from_json(sb3), _from_json(ours)
     if args.json:
-        Path(args.json).write_text(json.dumps({"sb3": sb3, "quadlit": ours}, indent=1, default=str))
+        write_text(args.json, json.dumps({"sb3": sb3, "quadlit": ours}, indent=1, default=str))
     print("\nStable-Baselines3 PPO:")
     print(summarize(sb3))
     if not ours:
