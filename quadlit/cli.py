@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -532,13 +533,15 @@ class QuadlitCLI(LightningCLI):
             try:
                 with interrupt.watching():
                     fn(model, **kwargs)
-            except (ConfigError, MisconfigurationException, MemoryError, OSError):
+            except (ConfigError, MisconfigurationException, MemoryError, OSError) as exc:
                 saved = any(c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks)
                 if created and not saved:
                     shutil.rmtree(created[0], ignore_errors=True)
                     for parent in created[1:]:
                         if parent.is_dir() and not any(parent.iterdir()):
                             parent.rmdir()
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    raise ConfigError(self._disk_full(exc, run_dir)) from exc
                 raise
             except SystemExit:
                 # Lightning turns Ctrl-C into a graceful shutdown followed by sys.exit(1)
@@ -546,6 +549,24 @@ class QuadlitCLI(LightningCLI):
                     raise
                 signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
                 raise RunInterrupted(self._continue_from()) from None
+
+    def _disk_full(self, exc: OSError, run_dir) -> str:
+        """One line for a disk that filled up during a run: where, and what is left to continue
+        from (checkpoints are written to a temporary file renamed over the target, so the one a
+        failed write was to replace is intact)."""
+        where = exc.filename or run_dir or "the run directory"
+        line = f"no space left on device while writing {where}"
+        if self.subcommand != "fit":
+            return line
+        last = next((c.last_model_path for c in self.trainer.checkpoint_callbacks
+                     if c.last_model_path and Path(c.last_model_path).is_file()), None)
+        if last is None:
+            return line + "; no checkpoint of this run was saved"
+        try:
+            step = f" (step {torch.load(last, map_location='cpu', weights_only=True, mmap=True)['global_step']})"
+        except Exception:  # noqa: BLE001 (the step is a detail of the message)
+            step = ""
+        return line + f"; the previous checkpoint {last}{step} is intact: free some space and continue with --ckpt_path {last}"
 
     def _continue_from(self) -> str:
         """What an interrupted run can continue from, in one line."""
