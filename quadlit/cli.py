@@ -37,7 +37,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from quadlit.errors import ConfigError, RunInterrupted, TrainingDiverged
 from quadlit.outputs import check_output_folder
 from quadlit.tasks import TASK_NAMES, require_guard, require_mirror, task_params_from_dict, task_spec
-from quadlit.training.checkpoint import AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint, read_checkpoint
+from quadlit.training.checkpoint import (AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint,
+                                         newest_last_checkpoint, read_checkpoint)
 from quadlit.training.data import RolloutDataModule
 from quadlit.training.run_lock import RunDirectoryLock
 from quadlit.training.module import QuadlitModule
@@ -338,23 +339,30 @@ class QuadlitCLI(LightningCLI):
     def _resolve_last(self) -> None:
         """``--ckpt_path last`` means the newest ``last*.ckpt`` of the newest run under the default root
         directory (Lightning alone would look only in the new run's own, empty, directory and
-        silently start from scratch). A resumed fit keeps logging into that run's directory."""
+        silently start from scratch). A resumed fit keeps logging into that run's directory. With
+        ``trainer.logger false`` a run's checkpoints lie in ``ROOT/checkpoints``: looked for there."""
         self._resume_version = None
         sub, cfg = self._subcommand_config()
         if not cfg or cfg.get("ckpt_path") != "last":
             return
         root = Path(cfg.get("trainer", {}).get("default_root_dir") or os.getcwd())
-        found = find_last_checkpoint(root)
+        if cfg.get("trainer", {}).get("logger") is False:
+            where = root / "checkpoints"
+            path = newest_last_checkpoint(where) if where.is_dir() else None
+            found = None if path is None else (path, None)
+        else:
+            where = root / "lightning_logs"
+            found = find_last_checkpoint(root)
         if found is None:
             if sub != "fit":
-                raise ConfigError(f"--ckpt_path last: no run under {root / 'lightning_logs'} has saved last.ckpt")
-            _note(f"no last.ckpt under {root / 'lightning_logs'}; starting a new run")
+                raise ConfigError(f"--ckpt_path last: no run under {where} has saved last.ckpt")
+            _note(f"no last.ckpt under {where}; starting a new run")
             cfg["ckpt_path"] = None
             return
         path, version = found
         _note(f"{'resuming from' if sub == 'fit' else 'evaluating'} {path}")
         cfg["ckpt_path"] = str(path)
-        if sub == "fit":
+        if sub == "fit" and version is not None:
             self._resume_version = (root, version)
 
     def _check_output_dir(self) -> None:

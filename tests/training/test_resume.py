@@ -236,6 +236,18 @@ def test_a_run_whose_max_time_is_spent_is_refused_and_one_with_time_left_says_ho
     assert torch.load(_last(root), weights_only=True)["global_step"] > step
 
 
+def test_ckpt_path_last_continues_a_run_without_a_logger(tmp_path, capsys):
+    root = tmp_path / "run"
+    assert main(_reach(root, "--trainer.logger", "false")) == 0
+    checkpoints = root / "checkpoints"  # where Lightning saves without a logger
+    first = torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"]
+    capsys.readouterr()
+    assert main(_reach(root, "--trainer.logger", "false", "--ckpt_path", "last", "--trainer.max_epochs", "2")) == 0
+    assert f"resuming from {checkpoints / 'last.ckpt'}" in capsys.readouterr().err
+    assert sorted(p.name for p in checkpoints.glob("last*.ckpt")) == ["last.ckpt"]  # no last-v1.ckpt beside it
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 2 * first
+
+
 def test_a_moved_run_resumes_from_its_newest_checkpoint_each_time(reach_run, tmp_path, capsys):
     moved = tmp_path / "elsewhere"
     shutil.copytree(reach_run, moved)  # saved paths inside the checkpoint still name reach_run
