@@ -65,6 +65,9 @@ tools:
 Bad input exits with status 2 and one line naming the problem (QUADLIT_DEBUG=1 for a traceback).
 """
 
+#: The LightningCLI subcommands quadlit runs.
+RUN_COMMANDS = ("fit", "validate", "test")
+
 TOOL_COMMANDS = {
     "bench": "quadlit.bench:main",
     "export-mjcf": "quadlit.physics.mjcf:main",
@@ -260,6 +263,13 @@ class QuadlitCLI(LightningCLI):
     bad input one line with nothing written: output directory, Trainer flags, checkpoint (task,
     sizes, digest, environment count) and ``--model.*`` options given with ``--ckpt_path``, all
     before anything is built; a run directory Lightning opened before failing is removed."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """fit, validate and test (Lightning's ``predict`` needs a ``forward`` that maps a batch to
+        outputs, which a policy trained on rollouts has no use for: it acts in play, record, export
+        and sim2sim)."""
+        return {k: v for k, v in LightningCLI.subcommands().items() if k in RUN_COMMANDS}
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--untrained", action=ActionYesNo, default=False,
@@ -764,6 +774,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in TOOL_COMMANDS:
             return _run_tool(argv[0], argv[1:])
+        if not argv[0].startswith("-") and argv[0] not in RUN_COMMANDS:
+            known = ", ".join([*RUN_COMMANDS, *TOOL_COMMANDS])
+            hint = "; a policy acts in play, record, export and sim2sim" if argv[0] == "predict" else ""
+            raise ConfigError(f"invalid choice: {argv[0]!r} (choose from {known}{hint}; quadlit --help says what "
+                              f"each does)")
         run_cli(argv)
         return 0
     except TrainingDiverged as exc:

@@ -138,7 +138,9 @@ def test_bad_fit_option(tmp_path, capsys, option, value, needle):
 
 
 COMMANDS = [
-    (["nope"], "invalid choice"),
+    (["nope"], "invalid choice: 'nope' (choose from fit, validate, test, bench, export-mjcf, export, play, record, "
+               "sim2sim, tune"),
+    (["predict", "--ckpt_path", "x.ckpt"], "a policy acts in play, record, export and sim2sim"),
     (["fit", "positional"], "positional"),
     (["export"], "--ckpt_path"),
     (["export", "--ckpt_path", "/nonexistent.ckpt"], "/nonexistent.ckpt"),
