@@ -14,6 +14,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -710,6 +711,10 @@ def _one_line(exc: BaseException) -> str:
         key = next((ln for ln in lines if ln.startswith(("Parser key", "Key", "Problem with given class_path"))), None)
         detail = next((ln for ln in reversed(lines) if not ln.startswith(("Given value", "-", "tip:", "usage:"))),
                       lines[-1])
+        expected = re.fullmatch(r"Expected a (.+)\. Got value: (.*)", detail)
+        if expected:  # "Expected a <class 'float'>. Got value: inf"
+            given = expected.group(2)
+            detail = f"must be {_type_name(expected.group(1), given)}, got {given!r}"
         return f"{key} {detail}" if key and key != detail else detail
     return lines[0]
 
@@ -718,14 +723,21 @@ def _not_lightning_interrupt_note(record: logging.LogRecord) -> bool:
     return "Detected KeyboardInterrupt" not in str(record.msg)
 
 
-def _type_name(text: str) -> str:
+#: Spellings of NaN and infinity that a float field is refused (YAML reads them as strings).
+NON_FINITE = frozenset({"nan", ".nan", "inf", "+inf", "-inf", ".inf", "+.inf", "-.inf", "infinity", "-infinity"})
+
+
+def _type_name(text: str, given: str | None = None) -> str:
     """jsonargparse's spelling of a type, as a config would write it: <class 'int'> -> int,
-    typing.Literal['auto'] -> 'auto', NoneType -> null."""
+    typing.Literal['auto'] -> 'auto', NoneType -> null; float, for a ``given`` NaN or infinity,
+    -> a finite number (the value was refused for not being finite, not for not being a number)."""
     text = text.strip()
     if text.startswith("<class '") and text.endswith("'>"):
         text = text[len("<class '"):-2]
     if text.startswith("typing.Literal[") and text.endswith("]"):
         text = text[len("typing.Literal["):-1]
+    if text == "float" and given is not None and given.strip().lower() in NON_FINITE:
+        return "a finite number"
     return "null" if text == "NoneType" else text
 
 
@@ -733,12 +745,12 @@ def _union_error(lines: list[str]) -> str:
     """One line for a value that fits none of a union's types (jsonargparse lists each type's
     reason on its own line under "Errors:" and the value under "Given value:")."""
     key = lines[0].rstrip(":")
+    given = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Given value:")), None)
     reasons = []
     for line in lines:
         if line.startswith("- "):
             reason = line[2:].strip()
-            reasons.append(_type_name(reason[len("Expected a "):]) if reason.startswith("Expected a ") else reason)
-    given = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Given value:")), None)
+            reasons.append(_type_name(reason[len("Expected a "):], given) if reason.startswith("Expected a ") else reason)
     allowed = " or ".join(reasons) if reasons else "one of its types"
     return f"{key}: must be {allowed}" + (f", got {given!r}" if given is not None else "")
 

@@ -86,6 +86,7 @@ FIT_OPTIONS = [
     ("--data.balance.curriculum_start", "0", "balance.curriculum_start"),
     ("--data.balance.push_magnitude", "1e9", "balance.push_magnitude"),
     ("--data.balance.push_magnitude", "nan", "balance.push_magnitude"),
+    ("--data.balance.push_magnitude", "inf", "balance.push_magnitude\": must be a finite number, got 'inf'"),
     ("--data.balance.no_field", "1", "no_field"),
     ("--data.reach.dt", "0", "reach.dt"),
     ("--data.reach.gravity", "-1", "reach.gravity"),

@@ -195,6 +195,7 @@ UNION_FIELDS = [
     ("--data.num_envs", "lots", "must be int or 'auto', got 'lots'"),
     ("--model.desired_kl", "abc", "must be float or null, got 'abc'"),
     ("--data.physics_threads", "many", "must be int or null, got 'many'"),
+    ("--model.policy_average", "nan", "must be a finite number or null, got 'nan'"),
 ]
 
 
