@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -400,6 +401,9 @@ class QuadlitCLI(LightningCLI):
         if sub in ("validate", "test") and not cfg.get("ckpt_path") and not cfg.get("untrained"):
             raise ConfigError(f"{sub} needs --ckpt_path PATH (or last) to evaluate trained weights; "
                               f"give --untrained to evaluate newly initialised ones")
+        if sub in ("validate", "test") and cfg.get("ckpt_path") and cfg.get("untrained"):
+            raise ConfigError(f"{sub}: --untrained evaluates newly initialised weights and --ckpt_path a checkpoint's; "
+                              f"give one of them")
 
     def _check_guard(self) -> None:
         """Options that need something of the task: a deployment guard its guard episodes
@@ -420,6 +424,23 @@ class QuadlitCLI(LightningCLI):
             except ValueError as exc:
                 raise ConfigError(str(exc)) from exc
 
+    def _note_unused_task_params(self) -> None:
+        """Parameters of a task the run does not train (``data.balance.*`` under ``task: reach``)
+        are not used: named in one line, not dropped silently."""
+        _, cfg = self._subcommand_config()
+        data = cfg.get("data", {}) if cfg else {}
+        for other in TASK_NAMES:
+            given = data.get(other)
+            if other == data.get("task") or given is None:
+                continue
+            given = given.as_dict() if hasattr(given, "as_dict") else dict(given)
+            default = dataclasses.asdict(task_params_from_dict(other, {}))
+            unused = sorted(k for k, v in given.items() if k in default and v != default[k])
+            if unused:
+                names = ", ".join(f"data.{other}.{k}" for k in unused)
+                _note(f"warning: data.task is {data.get('task')!r}, so {names} {'is' if len(unused) == 1 else 'are'} "
+                      f"not used")
+
     def _check_trainer_flags(self) -> None:
         _, cfg = self._subcommand_config()
         trainer = cfg.get("trainer", {}) if cfg else {}
@@ -438,6 +459,7 @@ class QuadlitCLI(LightningCLI):
         self._check_trainer_flags()
         self._check_evaluated_weights()
         self._check_guard()
+        self._note_unused_task_params()
         # what --model.* options asked for: LightningCLI then replaces the whole model section
         # with the checkpoint's hyperparameters (before_instantiate_classes puts them back or refuses)
         _, cfg = self._subcommand_config()

@@ -126,6 +126,17 @@ def reach_checkpoint(tmp_path_factory):
     return _fit(tmp_path_factory.mktemp("reach_ckpt"))
 
 
+@pytest.mark.parametrize("command", ["validate", "test"])
+def test_untrained_with_a_checkpoint_is_refused(tmp_path, capsys, reach_checkpoint, command):
+    out = tmp_path / "out"
+    code = main([command, "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.default_root_dir", str(out),
+                 "--untrained", "--ckpt_path", str(reach_checkpoint)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("quadlit: error:") and "--untrained evaluates newly initialised weights" in err, err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("case", ["other_task", "other_obs_size", "truncated", "not_a_checkpoint", "empty"])
 def test_unusable_checkpoint_is_one_line_and_writes_nothing(tmp_path, capsys, reach_checkpoint, case):
     ckpt = reach_checkpoint

@@ -279,3 +279,14 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_the_work(tmp_
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == f"quadlit: error: quadlit bench falls: --out: cannot write to {tmp_path / 'ro'} " \
                                 "(read-only or no permission)", err
+
+
+def test_parameters_of_the_task_not_trained_are_named(tmp_path, capsys):
+    # (a Trainer flag refused after parsing ends the command before anything runs)
+    code = main(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.default_root_dir",
+                 str(tmp_path / "out"), "--data.balance.max_tilt", "1.0", "--data.balance.obs_noise", "0.1",
+                 "--data.reach.goal_bonus", "7.5", "--trainer.accelerator", "banana"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[0] == ("quadlit: warning: data.task is 'reach', so data.balance.max_tilt, "
+                                    "data.balance.obs_noise are not used"), err
+    assert len(err) == 2 and "accelerator" in err[1], err
