@@ -21,19 +21,36 @@ def bytes_per_env(spec: EnvSpec, rollout_steps: int, lstm_hidden: int = 128, sta
     return state_bytes + rollout * 9 + 4 * 4 * lstm_hidden
 
 
+#: Environment-steps per physics thread in one iteration's rollout at most, for ``num_envs:
+#: auto``: about 6 s of balance training per core (~11 k env-steps/s, docs/benchmarks.md), so
+#: an iteration never runs for minutes whatever ``max_envs`` allows.
+AUTO_STEPS_PER_THREAD = 65536
+
+
 def auto_num_envs(spec: EnvSpec, rollout_steps: int, min_envs: int, max_envs: int,
-                  device: torch.device | None = None) -> int:
+                  device: torch.device | None = None, threads: int = 1) -> tuple[int, str]:
     """The largest power of two in [min_envs, max_envs] whose environments fit in
-    ``MEMORY_SHARE`` of free host memory (and of free GPU memory when training on CUDA)."""
+    ``MEMORY_SHARE`` of free host memory (and of free GPU memory when training on CUDA) and
+    whose rollout ``threads`` physics threads step in ``AUTO_STEPS_PER_THREAD`` env-steps each;
+    with why, in words (the bound that decided)."""
     free = psutil.virtual_memory().available
     if device is not None and device.type == "cuda" and torch.cuda.is_available():
         gpu_free, _ = torch.cuda.mem_get_info(device)
         free = min(free, gpu_free)
-    fit = int(MEMORY_SHARE * free // bytes_per_env(spec, rollout_steps))
+    bounds = {
+        f"data.max_envs={max_envs}": max_envs,
+        f"{MEMORY_SHARE:.0%} of the {free / 2**30:.1f} GiB of free memory": int(MEMORY_SHARE * free //
+                                                                              bytes_per_env(spec, rollout_steps)),
+        f"a rollout of about {AUTO_STEPS_PER_THREAD:,} env-steps per physics thread ({threads})":
+            AUTO_STEPS_PER_THREAD * threads // rollout_steps,
+    }
+    limit = min(bounds.values())
     n = min_envs
-    while n * 2 <= min(fit, max_envs):
+    while n * 2 <= limit:
         n *= 2
-    return max(min_envs, min(n, max_envs))
+    if n > limit:
+        return min_envs, f"data.min_envs={min_envs} (more than {min(bounds, key=bounds.get)} allows)"
+    return n, f"the largest power of two from data.min_envs={min_envs} within {min(bounds, key=bounds.get)}"
 
 
 #: Bytes a network parameter takes while training: float32 weights, gradients and Adam's two moments.
