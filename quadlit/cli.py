@@ -424,9 +424,9 @@ class QuadlitCLI(LightningCLI):
             except ValueError as exc:
                 raise ConfigError(str(exc)) from exc
 
-    def _note_unused_task_params(self) -> None:
-        """Parameters of a task the run does not train (``data.balance.*`` under ``task: reach``)
-        are not used: named in one line, not dropped silently."""
+    def _unused_task_params(self) -> str | None:
+        """A line naming the parameters of a task the run does not train (``data.balance.*``
+        under ``task: reach``), which would otherwise be dropped silently; None when there are none."""
         _, cfg = self._subcommand_config()
         data = cfg.get("data", {}) if cfg else {}
         for other in TASK_NAMES:
@@ -438,8 +438,8 @@ class QuadlitCLI(LightningCLI):
             unused = sorted(k for k, v in given.items() if k in default and v != default[k])
             if unused:
                 names = ", ".join(f"data.{other}.{k}" for k in unused)
-                _note(f"warning: data.task is {data.get('task')!r}, so {names} {'is' if len(unused) == 1 else 'are'} "
-                      f"not used")
+                return f"warning: data.task is {data.get('task')!r}, so {names} {'is' if len(unused) == 1 else 'are'} not used"
+        return None
 
     def _check_trainer_flags(self) -> None:
         _, cfg = self._subcommand_config()
@@ -459,7 +459,7 @@ class QuadlitCLI(LightningCLI):
         self._check_trainer_flags()
         self._check_evaluated_weights()
         self._check_guard()
-        self._note_unused_task_params()
+        self._unused_note = self._unused_task_params()  # said when the run starts: bad input stays one line
         # what --model.* options asked for: LightningCLI then replaces the whole model section
         # with the checkpoint's hyperparameters (before_instantiate_classes puts them back or refuses)
         _, cfg = self._subcommand_config()
@@ -570,6 +570,8 @@ class QuadlitCLI(LightningCLI):
         lock = RunDirectoryLock(run_dir) if run_dir and "://" not in str(run_dir) else contextlib.nullcontext()
         interrupt = _InterruptAtBatchEnd()
         self.trainer.callbacks.append(interrupt)
+        if getattr(self, "_unused_note", None):
+            _note(self._unused_note)
         with lock:
             try:
                 with interrupt.watching():
