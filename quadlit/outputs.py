@@ -89,14 +89,18 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def holds_json(path: Path) -> bool:
-    """Whether ``path`` holds JSON: the result file of an earlier run of a command that writes
-    JSON, which a new run may replace (a checkpoint, a config or notes may not be)."""
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-        return True
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
+def json_result(*keys: str) -> Callable[[Path], bool]:
+    """The ``rewritable`` test of a command whose result is a JSON object with these top-level
+    ``keys``: such a file, an earlier result, may be replaced; anything else (a checkpoint, a
+    config, notes, another command's JSON) may not."""
+    def is_result(path: Path) -> bool:
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return False
+        return isinstance(content, dict) and all(k in content for k in keys)
+
+    return is_result
 
 
 #: The first bytes of the image files the commands write (plots, episode GIFs, stills).

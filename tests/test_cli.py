@@ -130,7 +130,8 @@ def test_validate_reports_the_step_of_the_checkpoint_it_evaluates(tmp_path, caps
     step = torch.load(reach_checkpoint, weights_only=True)["global_step"]
     capsys.readouterr()
     assert main(["validate", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.default_root_dir",
-                 str(tmp_path), "--ckpt_path", str(reach_checkpoint)]) == 0
+                 str(tmp_path), "--ckpt_path", str(reach_checkpoint), "--data.wm_eval_envs", "4",
+                 "--data.wm_eval_steps", "30"]) == 0
     out = capsys.readouterr().out
     assert step > 0 and f"world-model open-loop error (eval, step {step};" in out, out
 

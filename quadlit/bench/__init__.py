@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from quadlit.errors import ConfigError
-from quadlit.outputs import check_output_file, check_output_folder, holds_json
+from quadlit.outputs import check_output_file, check_output_folder
 
 BENCHES = {
     "reach": "quadlit.bench.reach",
@@ -92,11 +92,13 @@ def epochs_between_evaluations(train_seconds: float, every: int, fine_until: flo
     return 1 if train_seconds < fine_until else every
 
 
-def check_result_paths(prog: str, json_path: str | None, plots: str | None) -> None:
-    """A benchmark's ``--json`` file (an earlier result may be replaced, another file not) and
-    ``--out`` plot folder, checked before its runs rather than after minutes of them."""
+def check_result_paths(prog: str, json_path: str | None, plots: str | None,
+                       is_result: Callable[[Path], bool]) -> None:
+    """A benchmark's ``--json`` file (an earlier result, ``is_result(path)``, may be replaced,
+    another file not) and ``--out`` plot folder, checked before its runs rather than after
+    minutes of them."""
     if json_path:
-        check_output_file(json_path, f"{prog}: --json", rewritable=holds_json)
+        check_output_file(json_path, f"{prog}: --json", rewritable=is_result)
     if plots:
         check_output_folder(plots, f"{prog}: --out")
 

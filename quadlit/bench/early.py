@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 from quadlit.errors import ConfigError
-from quadlit.outputs import check_output_file, holds_json, write_text
+from quadlit.outputs import check_output_file, json_result, write_text
 
 POLICIES = ("deployed", "trained", "sampled")
 #: The update's statistics kept per iteration: logged metric -> column title.
@@ -65,7 +65,7 @@ def _check(args) -> None:
     if not Path(args.config).is_file():
         raise ConfigError(f"quadlit bench early: no config file {args.config}")
     if args.out:
-        check_output_file(args.out, "quadlit bench early: --out", inputs=[args.config], rewritable=holds_json)
+        check_output_file(args.out, "quadlit bench early: --out", inputs=[args.config], rewritable=json_result("config", "seed", "rows"))
 
 
 def train_and_copy(args, extra: list[str]) -> tuple[list[dict], object]:

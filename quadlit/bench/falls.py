@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from quadlit.errors import ConfigError
-from quadlit.outputs import check_output_file, holds_json, write_text
+from quadlit.outputs import check_output_file, json_result, write_text
 
 POLICIES = ("deployed", "trained", "sampled")
 DIRECTIONS = ("forward", "left", "back", "right")
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes < 1:
         raise ConfigError("quadlit bench falls: --episodes must be >= 1")
     if args.out:
-        check_output_file(args.out, "quadlit bench falls: --out", inputs=args.ckpt_path, rewritable=holds_json)
+        check_output_file(args.out, "quadlit bench falls: --out", inputs=args.ckpt_path, rewritable=json_result("episodes", "seed", "runs"))
     from quadlit.training.checkpoint import load_run
 
     results = {}

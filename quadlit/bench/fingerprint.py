@@ -88,6 +88,14 @@ def read_fingerprints(path: str | Path, option: str = "--compare") -> dict:
     return saved
 
 
+def _is_fingerprint_file(path: Path) -> bool:
+    try:
+        read_fingerprints(path)
+        return True
+    except ConfigError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="quadlit bench fingerprint", description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=[*CONFIGS, "all"], default="all", help="which default config(s) to run")
@@ -104,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if saved is not None and not set(tasks) & set(saved):
         raise ConfigError(f"quadlit bench fingerprint: --compare {args.compare} holds {', '.join(sorted(saved))}, "
                           f"not {', '.join(tasks)}")
-    check_result_paths("quadlit bench fingerprint", args.json, None)
+    check_result_paths("quadlit bench fingerprint", args.json, None, _is_fingerprint_file)
     result = {}
     for task in tasks:
         result[task] = _digest_run(task, args.epochs, args.config, extra)

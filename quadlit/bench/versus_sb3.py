@@ -41,7 +41,7 @@ T0 = time.perf_counter()
 import numpy as np  # noqa: E402
 
 from quadlit.bench import TrainingClock, check_result_paths, next_evaluation, require_config  # noqa: E402
-from quadlit.outputs import write_text  # noqa: E402
+from quadlit.outputs import json_result, write_text  # noqa: E402
 
 
 class SB3Policy:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("quadlit bench versus-sb3: --eval-every-s, --eval-every and --fine-every-s must be positive, "
                          "--fine-eval-s at least 0")
     require_config(args.config, "quadlit bench versus-sb3")
-    check_result_paths("quadlit bench versus-sb3", args.json, args.out)
+    check_result_paths("quadlit bench versus-sb3", args.json, args.out, json_result("sb3", "quadlit"))
     if args.seed is not None:  # child: one SB3 run
         record = run_sb3(args)
         Path(args.child_json).write_text(json.dumps(record))

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from quadlit.errors import ConfigError
-from quadlit.outputs import check_output_file, holds_json, write_text
+from quadlit.outputs import check_output_file, json_result, write_text
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval_envs < 2:
         raise ConfigError("quadlit bench world-model: --eval-envs must be >= 2 (half fit the linear model)")
     if args.out:
-        check_output_file(args.out, "quadlit bench world-model: --out", inputs=[args.ckpt_path], rewritable=holds_json)
+        check_output_file(args.out, "quadlit bench world-model: --out", inputs=[args.ckpt_path],
+                          rewritable=json_result("ckpt_path", "horizons", "variants"))
     from quadlit.tasks import evaluations, make_task, task_spec
     from quadlit.training.checkpoint import load_run
     from quadlit.training.rollout import record_steps
