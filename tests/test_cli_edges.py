@@ -114,7 +114,8 @@ def test_disk_full_names_the_run_and_the_intact_checkpoint(tmp_path, capsys, mon
 
     monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save_until_full)
     root = tmp_path / "out"
-    err = _assert_one_line(capsys, main(_fit_args(root, "--trainer.max_epochs", "2")), "no space left on device")
+    err = _assert_one_line(capsys, main(_fit_args(root, "--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch",
+                                                  "100")), "no space left on device")
     (last,) = root.rglob("last.ckpt")
     step = torch.load(last, weights_only=True)["global_step"]
     assert step > 0 and f"the previous checkpoint {last} (step {step}) is intact" in err, err
