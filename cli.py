@@ -2,7 +2,7 @@
 
 import sys
 
-from quadlit.cli import main
+from quadlit.launch import main
 
 if __name__ == "__main__":
     sys.exit(main())

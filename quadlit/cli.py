@@ -10,14 +10,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import errno
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
 import threading
 import warnings
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -26,15 +31,18 @@ import yaml
 from jsonargparse import ActionYesNo, ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from quadlit.errors import ConfigError, RunInterrupted, TrainingDiverged
+from quadlit.outputs import check_output_folder
 from quadlit.tasks import TASK_NAMES, require_guard, require_mirror, restore_task_extras, task_params_from_dict, task_spec
-from quadlit.training.checkpoint import AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint, read_checkpoint
+from quadlit.training.checkpoint import (AtomicCheckpointIO, RunCheckpoint, find_last_checkpoint,
+                                         newest_last_checkpoint, read_checkpoint)
 from quadlit.training.data import RolloutDataModule
+from quadlit.training.run_lock import RunDirectoryLock
 from quadlit.training.module import QuadlitModule
 from quadlit.training.video import EvalVideo
 
@@ -58,6 +66,9 @@ tools:
 
 Bad input exits with status 2 and one line naming the problem (QUADLIT_DEBUG=1 for a traceback).
 """
+
+#: The LightningCLI subcommands quadlit runs.
+RUN_COMMANDS = ("fit", "validate", "test")
 
 TOOL_COMMANDS = {
     "bench": "quadlit.bench:main",
@@ -91,7 +102,17 @@ TRAINER_FLAG_RULES = {
     "log_every_n_steps": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1 (or null)"),
     "min_epochs": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (or null)"),
     "min_steps": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (or null)"),
+    # the rollouts give the networks float32 observations: only float32 weights, or autocast, take them
+    "precision": (lambda v: str(v) not in ("64", "64-true", "16-true", "bf16-true"),
+                  "32-true, 16-mixed or bf16-mixed (64-true, 16-true and bf16-true are not supported)"),
+    # ddp_spawn pickles the trainer, with the environments' thread pools, into new processes: it cannot
+    "strategy": (lambda v: not (isinstance(v, str) and v.startswith("ddp_spawn")),
+                 "a strategy that does not spawn, such as ddp or ddp_fork (ddp_spawn is not supported)"),
 }
+
+
+#: The largest ``seed_everything`` (NumPy's seeds are 32-bit).
+MAX_SEED = 2**32 - 1
 
 
 def _model_flags(args) -> set[str]:
@@ -103,29 +124,126 @@ def _model_flags(args) -> set[str]:
     return flags
 
 
+def _config_text(path: str) -> str:
+    """The text of config file ``path``, which must be UTF-8 (jsonargparse's reading error is a
+    traceback)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            found = "UTF-16 text"
+        elif b"\0" in data:
+            found = "binary data, not text"
+        else:
+            found = f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}; Latin-1?)"
+        raise ConfigError(f"--config {path}: the file is {found}; save it as UTF-8 YAML") from None
+
+
+def _duplicate_keys(node: yaml.Node, prefix: str = "") -> tuple[str, int, int] | None:
+    """The first key that a YAML mapping in ``node`` (a composed document) gives twice, as
+    (dotted key, first line, second line); None when there is none. YAML loaders keep the last
+    silently."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None:
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    return prefix + key, seen[key], line
+                seen[key] = line
+            found = _duplicate_keys(value_node, f"{prefix}{key}." if key is not None else prefix)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _duplicate_keys(item, prefix)
+            if found:
+                return found
+    return None
+
+
+def _option_at(args: list, i: int) -> tuple[str, str | None] | None:
+    """The option at ``args[i]`` as (dotted key, value as given), for ``--KEY VALUE`` and
+    ``--KEY=VALUE`` (value None for a flag followed by another option); None for anything else."""
+    arg = args[i]
+    if not isinstance(arg, str) or not arg.startswith("--") or len(arg) == 2:
+        return None
+    key, eq, value = arg[2:].partition("=")
+    if not eq:
+        following = args[i + 1] if i + 1 < len(args) else None
+        value = following if isinstance(following, str) and not following.startswith("--") else None
+    return key, value
+
+
+_UNSET = object()
+
+
+def _set_in(config, key: str):
+    """The value the parsed config mapping sets at dotted ``key``, or ``_UNSET``."""
+    for part in key.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return _UNSET
+        config = config[part]
+    return config
+
+
+def _note_options_a_later_config_overrode(given: dict, path: str, content) -> None:
+    """Options are applied in order, so a ``--config`` after ``--KEY VALUE`` replaces that value
+    when the file sets KEY: say so in one line, naming each such option (then forgotten)."""
+    lost = []
+    for key, value in list(given.items()):
+        in_config = _set_in(content, key)
+        if in_config is _UNSET:
+            continue
+        del given[key]
+        try:
+            same = value is not None and yaml.safe_load(value) == in_config
+        except yaml.YAMLError:
+            same = False
+        if not same:
+            lost.append(f"--{key} {value} (the file has {in_config!r})")
+    if lost:
+        _note(f"warning: --config {path}, given after them, overrides {', '.join(lost)}; options apply in "
+              f"order: give them after --config")
+
+
 def _check_config_files(args) -> None:
-    """A ``--config`` file must hold a YAML mapping (jsonargparse says only "Unexpected config:"
-    of an empty one)."""
+    """A ``--config`` file must be UTF-8 text holding a YAML mapping (jsonargparse says only
+    "Unexpected config:" of an empty one) with no key given twice; options that it overrides
+    because they came before it are named."""
     args = list(args) if isinstance(args, (list, tuple)) else []
+    given: dict[str, str | None] = {}  # options before the --config being read
     for i, arg in enumerate(args):
         if arg in ("-c", "--config") and i + 1 < len(args):
             path = args[i + 1]
         elif isinstance(arg, str) and arg.startswith("--config="):
             path = arg.split("=", 1)[1]
         else:
+            option = _option_at(args, i)
+            if option and option[0] != "config":
+                given[option[0]] = option[1]
             continue
         if not isinstance(path, str) or not Path(path).is_file():
             continue  # a YAML string in place of a file, or a missing file: jsonargparse reports it
+        text = _config_text(path)
         try:
-            content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            content = yaml.safe_load(text)
+            duplicate = _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
         except yaml.YAMLError:
             continue  # reported by jsonargparse with the position of the error
+        if duplicate:
+            key, first, second = duplicate
+            raise ConfigError(f"--config {path}: {key} is given twice (lines {first} and {second}); YAML would keep "
+                              f"only the second, so merge them into one")
         if content is None:
             raise ConfigError(f"--config {path}: the file is empty; it needs a YAML mapping with trainer:, data: "
                               f"and/or model: sections (see configs/*.yaml)")
         if not isinstance(content, dict):
             raise ConfigError(f"--config {path}: expected a YAML mapping with trainer:, data: and/or model: "
                               f"sections, got a {type(content).__name__}")
+        _note_options_a_later_config_overrode(given, path, content)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -147,6 +265,13 @@ class QuadlitCLI(LightningCLI):
     bad input one line with nothing written: output directory, Trainer flags, checkpoint (task,
     sizes, digest, environment count) and ``--model.*`` options given with ``--ckpt_path``, all
     before anything is built; a run directory Lightning opened before failing is removed."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """fit, validate and test (Lightning's ``predict`` needs a ``forward`` that maps a batch to
+        outputs, which a policy trained on rollouts has no use for: it acts in play, record, export
+        and sim2sim)."""
+        return {k: v for k, v in LightningCLI.subcommands().items() if k in RUN_COMMANDS}
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--untrained", action=ActionYesNo, default=False,
@@ -170,6 +295,8 @@ class QuadlitCLI(LightningCLI):
             return
         contents = read_checkpoint(ckpt)
         self._ckpt_hparams = {k: v for k, v in contents.get("hyper_parameters", {}).items() if not k.startswith("_")}
+        if sub == "fit":
+            self._check_time_left(ckpt, contents, cfg.get("trainer", {}).get("max_time"))
         dm_state = contents.get("RolloutDataModule") or {}
         task = cfg.get("data", {}).get("task")
         saved_task = dm_state.get("task_name")
@@ -202,26 +329,58 @@ class QuadlitCLI(LightningCLI):
             except ConfigError as exc:
                 raise ConfigError(f"--ckpt_path: {exc}") from None
 
+    @staticmethod
+    def _check_time_left(ckpt, contents: dict, max_time) -> None:
+        """``trainer.max_time`` counts the training time of the run before the checkpoint too: a
+        continued run with none of it left would stop at once ("Time limit reached") and leave a
+        run without a checkpoint, so it is refused; otherwise how much is left is said."""
+        if max_time is None:
+            return
+        try:
+            timer = Timer(duration=max_time, verbose=False)
+        except MisconfigurationException:
+            return  # a malformed duration: the Trainer reports it
+        saved = next((v for k, v in (contents.get("callbacks") or {}).items() if str(k).startswith("Timer")), None)
+        if saved:
+            timer.load_state_dict(saved)
+        spent, left = timer.time_elapsed(), timer.time_remaining()
+        if not spent:
+            return
+        spent_text, limit_text = timedelta(seconds=round(spent)), timedelta(seconds=round(spent + left))
+        extend = f"give a longer --trainer.max_time (DD:HH:MM:SS, counting the {spent_text} spent) or null"
+        if left <= 0:
+            raise ConfigError(f"--ckpt_path: {ckpt} has trained {spent_text}, all of trainer.max_time {limit_text}, "
+                              f"so nothing would be trained; to continue, {extend}")
+        _note(f"trainer.max_time {limit_text} counts the {spent_text} trained before {ckpt}: "
+              f"{timedelta(seconds=round(left))} left (for more, {extend})")
+
     def _resolve_last(self) -> None:
         """``--ckpt_path last`` means the newest ``last*.ckpt`` of the newest run under the default root
         directory (Lightning alone would look only in the new run's own, empty, directory and
-        silently start from scratch). A resumed fit keeps logging into that run's directory."""
+        silently start from scratch). A resumed fit keeps logging into that run's directory. With
+        ``trainer.logger false`` a run's checkpoints lie in ``ROOT/checkpoints``: looked for there."""
         self._resume_version = None
         sub, cfg = self._subcommand_config()
         if not cfg or cfg.get("ckpt_path") != "last":
             return
         root = Path(cfg.get("trainer", {}).get("default_root_dir") or os.getcwd())
-        found = find_last_checkpoint(root)
+        if cfg.get("trainer", {}).get("logger") is False:
+            where = root / "checkpoints"
+            path = newest_last_checkpoint(where) if where.is_dir() else None
+            found = None if path is None else (path, None)
+        else:
+            where = root / "lightning_logs"
+            found = find_last_checkpoint(root)
         if found is None:
             if sub != "fit":
-                raise ConfigError(f"--ckpt_path last: no run under {root / 'lightning_logs'} has saved last.ckpt")
-            _note(f"no last.ckpt under {root / 'lightning_logs'}; starting a new run")
+                raise ConfigError(f"--ckpt_path last: no run under {where} has saved last.ckpt")
+            _note(f"no last.ckpt under {where}; starting a new run")
             cfg["ckpt_path"] = None
             return
         path, version = found
         _note(f"{'resuming from' if sub == 'fit' else 'evaluating'} {path}")
         cfg["ckpt_path"] = str(path)
-        if sub == "fit":
+        if sub == "fit" and version is not None:
             self._resume_version = (root, version)
 
     def _check_output_dir(self) -> None:
@@ -234,15 +393,7 @@ class QuadlitCLI(LightningCLI):
         root_setting = str(cfg.get("trainer", {}).get("default_root_dir") or os.getcwd())
         if "://" in root_setting:  # a remote file system (fsspec): Lightning checks it itself
             return
-        root = Path(root_setting).absolute()
-        existing = root
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            where = "is a file" if existing == root else f"lies under {existing}, which is a file"
-            raise ConfigError(f"trainer.default_root_dir: {root} {where}; give a directory")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise ConfigError(f"trainer.default_root_dir: cannot write to {existing} (read-only or no permission)")
+        check_output_folder(root_setting, "trainer.default_root_dir")
 
     def _check_evaluated_weights(self) -> None:
         """validate/test score the weights of a checkpoint; without one they would score a newly
@@ -256,6 +407,9 @@ class QuadlitCLI(LightningCLI):
         if sub in ("validate", "test") and not cfg.get("ckpt_path") and not cfg.get("untrained"):
             raise ConfigError(f"{sub} needs --ckpt_path PATH (or last) to evaluate trained weights; "
                               f"give --untrained to evaluate newly initialised ones")
+        if sub in ("validate", "test") and cfg.get("ckpt_path") and cfg.get("untrained"):
+            raise ConfigError(f"{sub}: --untrained evaluates newly initialised weights and --ckpt_path a checkpoint's; "
+                              f"give one of them")
 
     def _check_guard(self) -> None:
         """Options that need something of the task: a deployment guard its guard episodes
@@ -276,6 +430,23 @@ class QuadlitCLI(LightningCLI):
             except ValueError as exc:
                 raise ConfigError(str(exc)) from exc
 
+    def _unused_task_params(self) -> str | None:
+        """A line naming the parameters of a task the run does not train (``data.balance.*``
+        under ``task: reach``), which would otherwise be dropped silently; None when there are none."""
+        _, cfg = self._subcommand_config()
+        data = cfg.get("data", {}) if cfg else {}
+        for other in TASK_NAMES:
+            given = data.get(other)
+            if other == data.get("task") or given is None:
+                continue
+            given = given.as_dict() if hasattr(given, "as_dict") else dict(given)
+            default = dataclasses.asdict(task_params_from_dict(other, {}))
+            unused = sorted(k for k, v in given.items() if k in default and v != default[k])
+            if unused:
+                names = ", ".join(f"data.{other}.{k}" for k in unused)
+                return f"warning: data.task is {data.get('task')!r}, so {names} {'is' if len(unused) == 1 else 'are'} not used"
+        return None
+
     def _check_trainer_flags(self) -> None:
         _, cfg = self._subcommand_config()
         trainer = cfg.get("trainer", {}) if cfg else {}
@@ -283,6 +454,10 @@ class QuadlitCLI(LightningCLI):
             value = trainer.get(name)
             if value is not None and not ok(value):
                 raise ConfigError(f"trainer.{name} must be {allowed}, got {value!r}")
+        seed = cfg.get("seed_everything") if cfg else None
+        if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= MAX_SEED:
+            # Lightning seeds NumPy with it, which takes only these
+            raise ConfigError(f"seed_everything must be true, false or an integer from 0 to {MAX_SEED}, got {seed}")
 
     def parse_arguments(self, parser, args) -> None:
         _check_config_files(sys.argv[1:] if args is None else args)
@@ -290,6 +465,7 @@ class QuadlitCLI(LightningCLI):
         self._check_trainer_flags()
         self._check_evaluated_weights()
         self._check_guard()
+        self._unused_note = self._unused_task_params()  # said when the run starts: bad input stays one line
         # what --model.* options asked for: LightningCLI then replaces the whole model section
         # with the checkpoint's hyperparameters (before_instantiate_classes puts them back or refuses)
         _, cfg = self._subcommand_config()
@@ -387,33 +563,59 @@ class QuadlitCLI(LightningCLI):
         self._run_trainer(self.trainer.test, model, **kwargs)
 
     def _run_trainer(self, fn, model, **kwargs) -> None:
-        """Run a Trainer entry point; when it fails on the user's input (memory, an output path,
-        a configuration Lightning rejects) before its first checkpoint, remove the run directory
-        it created, so bad input leaves nothing behind."""
+        """Run a Trainer entry point, holding the run directory's lock (a second process that
+        would write the same directory is refused); when it fails on the user's input (memory, an
+        output path, a configuration Lightning rejects) before its first checkpoint, remove the
+        run directory it created, so bad input leaves nothing behind."""
         logger = self.trainer.logger
         created: list[Path] = []  # the run directory and those of its parents that this run would create
         if isinstance(logger, TensorBoardLogger) and rank_zero_only.rank == 0:
             log_dir = Path(logger.log_dir).absolute()
             created = [d for d in (log_dir, log_dir.parent, log_dir.parent.parent) if not d.exists()]
+        run_dir = self.trainer.log_dir if rank_zero_only.rank == 0 else None
+        lock = RunDirectoryLock(run_dir) if run_dir and "://" not in str(run_dir) else contextlib.nullcontext()
         interrupt = _InterruptAtBatchEnd()
         self.trainer.callbacks.append(interrupt)
-        try:
-            with interrupt.watching():
-                fn(model, **kwargs)
-        except (ConfigError, MisconfigurationException, MemoryError, OSError):
-            saved = any(c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks)
-            if created and not saved:
-                shutil.rmtree(created[0], ignore_errors=True)
-                for parent in created[1:]:
-                    if parent.is_dir() and not any(parent.iterdir()):
-                        parent.rmdir()
-            raise
-        except SystemExit:
-            # Lightning turns Ctrl-C into a graceful shutdown followed by sys.exit(1)
-            if not self.trainer.interrupted:
+        if getattr(self, "_unused_note", None):
+            _note(self._unused_note)
+        with lock:
+            try:
+                with interrupt.watching():
+                    fn(model, **kwargs)
+            except (ConfigError, MisconfigurationException, MemoryError, OSError) as exc:
+                saved = any(c.last_model_path or c.best_model_path for c in self.trainer.checkpoint_callbacks)
+                if created and not saved:
+                    shutil.rmtree(created[0], ignore_errors=True)
+                    for parent in created[1:]:
+                        if parent.is_dir() and not any(parent.iterdir()):
+                            parent.rmdir()
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    raise ConfigError(self._disk_full(exc, run_dir)) from exc
                 raise
-            signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
-            raise RunInterrupted(self._continue_from()) from None
+            except SystemExit:
+                # Lightning turns Ctrl-C into a graceful shutdown followed by sys.exit(1)
+                if not self.trainer.interrupted:
+                    raise
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
+                raise RunInterrupted(self._continue_from()) from None
+
+    def _disk_full(self, exc: OSError, run_dir) -> str:
+        """One line for a disk that filled up during a run: where, and what is left to continue
+        from (checkpoints are written to a temporary file renamed over the target, so the one a
+        failed write was to replace is intact)."""
+        where = exc.filename or run_dir or "the run directory"
+        line = f"no space left on device while writing {where}"
+        if self.subcommand != "fit":
+            return line
+        last = next((c.last_model_path for c in self.trainer.checkpoint_callbacks
+                     if c.last_model_path and Path(c.last_model_path).is_file()), None)
+        if last is None:
+            return line + "; no checkpoint of this run was saved"
+        try:
+            step = f" (step {torch.load(last, map_location='cpu', weights_only=True, mmap=True)['global_step']})"
+        except Exception:  # noqa: BLE001 (the step is a detail of the message)
+            step = ""
+        return line + f"; the previous checkpoint {last}{step} is intact: free some space and continue with --ckpt_path {last}"
 
     def _continue_from(self) -> str:
         """What an interrupted run can continue from, in one line."""
@@ -539,6 +741,10 @@ def _one_line(exc: BaseException) -> str:
         key = next((ln for ln in lines if ln.startswith(("Parser key", "Key", "Problem with given class_path"))), None)
         detail = next((ln for ln in reversed(lines) if not ln.startswith(("Given value", "-", "tip:", "usage:"))),
                       lines[-1])
+        expected = re.fullmatch(r"Expected a (.+)\. Got value: (.*)", detail)
+        if expected:  # "Expected a <class 'float'>. Got value: inf"
+            given = expected.group(2)
+            detail = f"must be {_type_name(expected.group(1), given)}, got {given!r}"
         return f"{key} {detail}" if key and key != detail else detail
     return lines[0]
 
@@ -547,14 +753,21 @@ def _not_lightning_interrupt_note(record: logging.LogRecord) -> bool:
     return "Detected KeyboardInterrupt" not in str(record.msg)
 
 
-def _type_name(text: str) -> str:
+#: Spellings of NaN and infinity that a float field is refused (YAML reads them as strings).
+NON_FINITE = frozenset({"nan", ".nan", "inf", "+inf", "-inf", ".inf", "+.inf", "-.inf", "infinity", "-infinity"})
+
+
+def _type_name(text: str, given: str | None = None) -> str:
     """jsonargparse's spelling of a type, as a config would write it: <class 'int'> -> int,
-    typing.Literal['auto'] -> 'auto', NoneType -> null."""
+    typing.Literal['auto'] -> 'auto', NoneType -> null; float, for a ``given`` NaN or infinity,
+    -> a finite number (the value was refused for not being finite, not for not being a number)."""
     text = text.strip()
     if text.startswith("<class '") and text.endswith("'>"):
         text = text[len("<class '"):-2]
     if text.startswith("typing.Literal[") and text.endswith("]"):
         text = text[len("typing.Literal["):-1]
+    if text == "float" and given is not None and given.strip().lower() in NON_FINITE:
+        return "a finite number"
     return "null" if text == "NoneType" else text
 
 
@@ -562,12 +775,12 @@ def _union_error(lines: list[str]) -> str:
     """One line for a value that fits none of a union's types (jsonargparse lists each type's
     reason on its own line under "Errors:" and the value under "Given value:")."""
     key = lines[0].rstrip(":")
+    given = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Given value:")), None)
     reasons = []
     for line in lines:
         if line.startswith("- "):
             reason = line[2:].strip()
-            reasons.append(_type_name(reason[len("Expected a "):]) if reason.startswith("Expected a ") else reason)
-    given = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Given value:")), None)
+            reasons.append(_type_name(reason[len("Expected a "):], given) if reason.startswith("Expected a ") else reason)
     allowed = " or ".join(reasons) if reasons else "one of its types"
     return f"{key}: must be {allowed}" + (f", got {given!r}" if given is not None else "")
 
@@ -603,6 +816,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in TOOL_COMMANDS:
             return _run_tool(argv[0], argv[1:])
+        if not argv[0].startswith("-") and argv[0] not in RUN_COMMANDS:
+            known = ", ".join([*RUN_COMMANDS, *TOOL_COMMANDS])
+            hint = "; a policy acts in play, record, export and sim2sim" if argv[0] == "predict" else ""
+            raise ConfigError(f"invalid choice: {argv[0]!r} (choose from {known}{hint}; quadlit --help says what "
+                              f"each does)")
         run_cli(argv)
         return 0
     except TrainingDiverged as exc:

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from quadlit.errors import ConfigError
+from quadlit.outputs import atomic_write, check_output_file
 
 FORMATS = ("onnx",)
 INPUT_NAMES = ("obs", "h", "c", "episode_start")
@@ -237,22 +238,22 @@ def export_onnx(run: Any, out: str | Path) -> tuple[Path, Path]:
 
     Args:
         run: a ``LoadedRun`` (``quadlit.training.checkpoint.load_run``).
-        out: the ONNX file to write (parent folders are created).
+        out: the ONNX file to write (parent folders are created). It and its sidecar may not
+            be the checkpoint or an existing file that an earlier export did not write
+            (``check_export_paths``); both are written atomically.
 
     Returns: the ONNX path and the sidecar path.
     """
     missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
     if missing:
         raise ConfigError(f"--format onnx needs {' and '.join(missing)}: pip install 'quadlit[export]'")
-    out = Path(out)
-    sidecar = out.with_suffix(".json")
-    if out.suffix == ".json":
-        raise ConfigError(f"--out: {out} would be overwritten by its own JSON sidecar; use a .onnx name")
+    out, sidecar = check_export_paths(out, run.path)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out: cannot create folder {out.parent} ({exc.strerror})") from exc
 
+    meta = json.dumps(sidecar_metadata(run, out.name), indent=2) + "\n"
     model = ExportablePolicy(run.module.deployed_policy, run.module.deployed_norm).eval()
     batch, obs_dim, hidden = 2, int(model.policy.obs_dim), int(model.policy.lstm_hidden)
     example = (torch.zeros(batch, obs_dim), torch.zeros(batch, hidden), torch.zeros(batch, hidden), torch.zeros(batch))
@@ -267,12 +268,37 @@ def export_onnx(run: Any, out: str | Path) -> tuple[Path, Path]:
                 model, example, input_names=list(INPUT_NAMES), output_names=list(model.output_names()),
                 dynamic_shapes={name: {0: dim} for name in INPUT_NAMES}, dynamo=True, verbose=False,
             )
-            program.save(str(out), external_data=False)
+            with atomic_write(out) as tmp:
+                program.save(str(tmp), external_data=False)
     except OSError as exc:
         raise ConfigError(f"--out: cannot write {out} ({exc.strerror or exc})") from exc
     finally:
         onnx_logger.setLevel(level)
-    sidecar.write_text(json.dumps(sidecar_metadata(run, out.name), indent=2) + "\n")
+    with atomic_write(sidecar) as tmp:
+        tmp.write_text(meta)
+    return out, sidecar
+
+
+def _is_sidecar(path: Path, model_file: str | None = None) -> bool:
+    """Whether ``path`` is a sidecar ``export`` wrote (of ONNX file ``model_file``, if given)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return (isinstance(meta, dict) and meta.get("format") == SIDECAR_FORMAT
+            and (model_file is None or meta.get("model_file") == model_file))
+
+
+def check_export_paths(out: str | Path, ckpt_path: str | Path) -> tuple[Path, Path]:
+    """The ONNX file and its sidecar for ``--out``, checked before anything is written: neither
+    may be the checkpoint, or an existing file that ``export`` did not write (a checkpoint, a
+    config, notes); the files of an earlier export of the same name may be replaced."""
+    out = Path(out)
+    if out.suffix == ".json":
+        raise ConfigError(f"--out: {out} would be overwritten by its own JSON sidecar; use a .onnx name")
+    sidecar = out.with_suffix(".json")
+    check_output_file(out, "--out", inputs=[ckpt_path], rewritable=lambda p: _is_sidecar(sidecar, p.name))
+    check_output_file(sidecar, "--out (its JSON sidecar)", inputs=[ckpt_path], rewritable=_is_sidecar)
     return out, sidecar
 
 

@@ -154,7 +154,8 @@ class QuadlitEnv(gymnasium.Env):
         if render_mode is not None and render_mode not in drawable:
             self._task.close()
             self._pool.close()
-            raise ValueError(f"render_mode must be None or one of {drawable}, got {render_mode!r}")
+            live = f" (for a live window: quadlit play --task {task})" if render_mode == "human" else ""
+            raise ValueError(f"render_mode must be None or one of {drawable}, got {render_mode!r}{live}")
         self._cannot_render = None if can_render else why_not
         render_modes = ["rgb_array"] if can_render or render_mode == "rgb_array" else []
         self.metadata = {"render_modes": render_modes, "render_fps": round(1.0 / self.task_spec.control_dt, 6)}
@@ -361,6 +362,18 @@ class QuadlitVectorEnv(VectorEnv):
         self._pool.close()
 
 
+def _single_entry_point(task: str = "reach", render_mode: str | None = None, **kwargs: Any) -> gymnasium.Env:
+    """What ``gymnasium.make`` calls: a function rather than the class, so that Gymnasium does not
+    turn ``render_mode="human"`` into its pygame ``HumanRendering`` wrapper (which then asks for
+    pygame) but passes it on, and ``QuadlitEnv`` says what it draws. ``rgb_array_list`` is
+    ``rgb_array`` frames collected, as Gymnasium would make it."""
+    if render_mode == "rgb_array_list":
+        from gymnasium.wrappers import RenderCollection
+
+        return RenderCollection(QuadlitEnv(task, render_mode="rgb_array", **kwargs))
+    return QuadlitEnv(task, render_mode=render_mode, **kwargs)
+
+
 def _vector_entry_point(num_envs: int = 1, task: str = "reach", **kwargs: Any) -> QuadlitVectorEnv:
     """What ``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")`` calls."""
     return QuadlitVectorEnv(task, num_envs, **kwargs)
@@ -377,7 +390,7 @@ def register_envs() -> list[str]:
         if gym_id not in gymnasium.registry:
             gymnasium.register(
                 id=gym_id,
-                entry_point=QuadlitEnv,
+                entry_point=_single_entry_point,
                 vector_entry_point=_vector_entry_point,
                 max_episode_steps=None,  # the task truncates its own episodes
                 kwargs={"task": name},

@@ -79,6 +79,15 @@ def start_compile_helper_for(argv: list[str]) -> bool:
 
 
 def main() -> int:
+    from quadlit.environment import check_environment
+    from quadlit.errors import ConfigError
+
+    try:
+        for warning in check_environment():  # before Numba is imported
+            print(f"quadlit: warning: {warning}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"quadlit: error: {exc}", file=sys.stderr)
+        return 2
     start_compile_helper_for(sys.argv[1:])
     from quadlit.cli import main as cli_main
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
 from quadlit.errors import ConfigError
+from quadlit.outputs import atomic_write, check_output_file, holds_image
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.fps <= 0:
         raise ConfigError("--seconds and --fps must be > 0")
+    check_output_file(args.out, "--out", inputs=[args.ckpt_path], rewritable=holds_image)
+    if args.still:
+        check_output_file(args.still, "--still", inputs=[args.ckpt_path, args.out], rewritable=holds_image)
 
     from PIL import Image
 
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     path = frames_to_gif(frames, args.out, fps=1.0 / (every * dt))
     print(f"wrote {path} ({len(frames)} frames)")
     if args.still:
-        Image.fromarray(frames[_frame_after_push(frames)]).save(args.still)
+        with atomic_write(args.still) as tmp:
+            Image.fromarray(frames[_frame_after_push(frames)]).save(tmp)
         print(f"wrote {args.still}")
     task.close()
     return 0

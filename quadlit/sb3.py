@@ -14,7 +14,10 @@ returns ``(obs, rewards, dones, infos)`` with ``dones = terminated | truncated``
 of an environment whose episode just ended carries ``terminal_observation`` (its final
 observation; ``obs[i]`` is already the first of the next episode) and ``TimeLimit.truncated``
 (a time-out, not a failure: SB3 then bootstraps from the terminal observation) plus the
-episode's metrics under ``episode_metrics``.
+episode's metrics under ``episode_metrics`` and, as SB3's ``Monitor`` gives them, its return,
+length and end time under ``episode`` (``r``, ``l``, ``t``: seconds since the adapter was made),
+so SB3 logs ``rollout/ep_rew_mean`` and ``ep_len_mean`` without a ``VecMonitor`` (wrapping it in
+one works as well).
 
 Seeding: ``seed(s)`` (SB3's API) makes the next ``reset()`` reseed the batch from ``s``.
 Rendering is not provided (``render_mode`` None). Stable-Baselines3 is an optional extra:
@@ -23,6 +26,7 @@ Rendering is not provided (``render_mode`` None). Stable-Baselines3 is an option
 
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -53,6 +57,7 @@ class QuadlitSB3VecEnv(VecEnv):
         super().__init__(self.venv.num_envs, self.venv.single_observation_space, self.venv.single_action_space)
         self._actions: np.ndarray | None = None
         self._next_seed: int | None = None
+        self._t_start = time.time()  # SB3's Monitor times episodes from here
 
     # ------------------------------------------------------------------ SB3 protocol
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
@@ -85,6 +90,8 @@ class QuadlitSB3VecEnv(VecEnv):
                 infos[i]["terminal_observation"] = info["final_obs"][i]
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
                 infos[i]["episode_metrics"] = {k: float(metrics[k][i]) for k in names}
+                infos[i]["episode"] = {"r": float(metrics["return"][i]), "l": int(metrics["length"][i]),
+                                       "t": round(time.time() - self._t_start, 6)}
         return obs, rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:

@@ -42,6 +42,7 @@ import torch
 
 from quadlit.envs import rng
 from quadlit.errors import ConfigError
+from quadlit.outputs import atomic_write, check_output_file, check_output_folder, holds_image
 from quadlit.physics.control_step import MAX_ANG_VEL, MAX_HEIGHT, MAX_LIN_VEL
 from quadlit.physics.importer import ServoLayout, servo_layout, servo_spec, source_status
 from quadlit.physics.mjcf import SENSOR_LAYOUT, to_mjcf
@@ -287,7 +288,7 @@ class MujocoBalance:
     def controls(self, actions: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """MuJoCo controls (K, 12) of episodes ``idx`` from actions (K, 12): PD target angles
         (``pd``) or torques (``torque``), as quadlit's ``motor_command`` makes them."""
-        a = np.nan_to_num(np.asarray(actions, dtype=np.float64), nan=0.0)
+        a = np.nan_to_num(np.asarray(actions, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         a = np.clip(a, -1.0, 1.0)
         if self.pd:  # the servos act on MuJoCo's joint angle: quadlit's + the file's reference angle
             return np.asarray(self.robot.default_q) + self.layout.ref + self.sim.action_scale * a
@@ -578,8 +579,8 @@ def write_outputs(result: Comparison, source: PolicySource, plot: Path | None, l
 
         fig = robustness_figure(curves, title=f"sim2sim: {source.label}")
         try:
-            plot.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(plot)
+            with atomic_write(plot) as tmp:
+                fig.savefig(tmp)
         except OSError as exc:
             raise ConfigError(f"--plot: cannot write {plot} ({exc.strerror or exc})") from None
         finally:
@@ -647,15 +648,25 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"sim2sim: --episodes must be >= 1, got {args.episodes}")
     if args.max_steps is not None and args.max_steps < 1:
         raise ConfigError(f"sim2sim: --max_steps must be >= 1, got {args.max_steps}")
-    threads = args.threads if args.threads is not None else (os.cpu_count() or 1)
-    if threads < 1:
-        raise ConfigError(f"sim2sim: --threads must be >= 1, got {threads}")
+    cpus = os.cpu_count() or 1
+    threads = args.threads if args.threads is not None else cpus
+    if not 1 <= threads <= cpus:  # each MuJoCo thread holds its own model and data
+        raise ConfigError(f"sim2sim: --threads must be from 1 to {cpus} (this machine's CPU count), got {threads}")
+    if args.plot:  # the outputs are checked before the episodes run, not after
+        check_output_file(args.plot, "sim2sim: --plot", inputs=[p for p in (args.ckpt_path, args.onnx) if p],
+                          rewritable=holds_image)
+    if args.log_dir:
+        check_output_folder(args.log_dir, "sim2sim: --log_dir")
     require_mujoco()
     source = load_policy(args)
     seed = args.seed if args.seed is not None else (source.eval_seed if source.eval_seed is not None else 12345)
     robot = robot_for(source.params)
     print(mujoco_source_line(robot))
-    result = compare(source, args.episodes, int(seed), threads, args.max_steps, args.friction)
+    try:
+        result = compare(source, args.episodes, int(seed), threads, args.max_steps, args.friction)
+    except MemoryError:  # the episodes of all push magnitudes run at once
+        raise ConfigError(f"sim2sim: --episodes {args.episodes}: not enough memory to run "
+                          f"{len(PUSH_CURVE) * args.episodes:,} episodes at once; lower --episodes") from None
     label = source.label + (", MuJoCo friction stiff" if args.friction == "stiff" else "")
     print(table(result, label, int(seed)))
     written = write_outputs(result, source, Path(args.plot) if args.plot else None,

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 from quadlit.bench import require_config
+from quadlit.errors import ConfigError
+from quadlit.outputs import atomic_write, check_output_file
 
 #: The searched hyperparameters: name -> (kind, low/choices, high, log scale), as fit options.
 #: The knobs of the balance recipe that the screenings (docs/learning.md) left open: the
@@ -115,17 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"--only: not in the search space: {', '.join(unknown)} (the space: {', '.join(SPACE)})")
     require_config(args.config, "quadlit tune")
+    if args.export:
+        check_output_file(args.export, "quadlit tune: --export", rewritable=_is_trials_csv)
     try:
         import optuna
     except ImportError:
         print("quadlit: error: quadlit tune needs Optuna: pip install 'quadlit[bench]'", file=sys.stderr)
         return 2
-    if args.storage.startswith("sqlite:///"):
-        Path(args.storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=args.seed, n_startup_trials=args.startup_trials)
-    study = optuna.create_study(study_name=args.study, storage=args.storage, direction="maximize",
-                                sampler=sampler, load_if_exists=True)
+    study = open_study(optuna, args.storage, args.study, sampler, create=args.trials > 0)
     done_before = len(study.trials)
     print(f"quadlit tune: study {args.study!r} in {args.storage} ({done_before} trials so far), {args.trials} "
           f"more of {args.minutes:g} min each", flush=True)
@@ -163,6 +164,37 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def open_study(optuna, storage: str, name: str, sampler, create: bool):
+    """The study ``name`` in Optuna storage URL ``storage``, created when missing if ``create``
+    (with --trials 0 nothing is created: there is only a study to summarise, or an error)."""
+    db = Path(storage[len("sqlite:///"):]) if storage.startswith("sqlite:///") else None
+    if not create and db is not None and not db.is_file():
+        raise ConfigError(f"quadlit tune: --trials 0 summarises a stored study, but {db} does not exist")
+    if create and db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if create:
+            return optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler,
+                                       load_if_exists=True)
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    except KeyError:
+        raise ConfigError(f"quadlit tune: --trials 0 summarises a stored study, but {storage} has no study "
+                          f"{name!r}") from None
+    except Exception as exc:  # noqa: BLE001 (each storage backend, SQLAlchemy's above all, has its own errors)
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"quadlit tune: --storage {storage}: cannot open it ({detail}); give an Optuna storage "
+                          f"URL such as sqlite:///lightning_logs/tune.db") from None
+
+
+def _is_trials_csv(path: Path) -> bool:
+    """Whether ``path`` is a trials CSV that ``export_csv`` wrote (which a new export may replace)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().startswith("trial,seed,objective,env_steps")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def export_csv(study, path: str | Path) -> int:
     """Every finished trial as one CSV row: number, seed, objective, env-steps, the final curve (one
     column per push magnitude) and the hyperparameters (one column each). Returns the row count."""
@@ -172,8 +204,7 @@ def export_csv(study, path: str | Path) -> int:
     magnitudes = sorted({m for t in done for m in t.user_attrs.get("curve", {})}, key=float)
     params = [n for n in SPACE if any(n in t.params for t in done)]
     params += sorted({n for t in done for n in t.params} - set(params))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["trial", "seed", "objective", "env_steps", *(f"push_{m}" for m in magnitudes), *params])
         for t in done:

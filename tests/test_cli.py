@@ -126,6 +126,27 @@ def reach_checkpoint(tmp_path_factory):
     return _fit(tmp_path_factory.mktemp("reach_ckpt"))
 
 
+def test_validate_reports_the_step_of_the_checkpoint_it_evaluates(tmp_path, capsys, reach_checkpoint):
+    step = torch.load(reach_checkpoint, weights_only=True)["global_step"]
+    capsys.readouterr()
+    assert main(["validate", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.default_root_dir",
+                 str(tmp_path), "--ckpt_path", str(reach_checkpoint), "--data.wm_eval_envs", "4",
+                 "--data.wm_eval_steps", "30"]) == 0
+    out = capsys.readouterr().out
+    assert step > 0 and f"world-model open-loop error (eval, step {step};" in out, out
+
+
+@pytest.mark.parametrize("command", ["validate", "test"])
+def test_untrained_with_a_checkpoint_is_refused(tmp_path, capsys, reach_checkpoint, command):
+    out = tmp_path / "out"
+    code = main([command, "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.default_root_dir", str(out),
+                 "--untrained", "--ckpt_path", str(reach_checkpoint)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("quadlit: error:") and "--untrained evaluates newly initialised weights" in err, err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("case", ["other_task", "other_obs_size", "truncated", "not_a_checkpoint", "empty"])
 def test_unusable_checkpoint_is_one_line_and_writes_nothing(tmp_path, capsys, reach_checkpoint, case):
     ckpt = reach_checkpoint
@@ -224,3 +245,13 @@ def test_non_finite_losses_stop_the_run_naming_the_last_good_checkpoint(tmp_path
     # the non-finite updates were skipped: the saved parameters are finite
     state = torch.load(last, weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_the_readme_says_how_often_the_default_run_evaluates():
+    import re
+
+    import yaml
+
+    config = yaml.safe_load((REPO / "configs/balance.yaml").read_text())
+    said = re.search(r"an evaluation every (\d+) epochs", (REPO / "README.md").read_text())
+    assert said and int(said.group(1)) == config["trainer"]["check_val_every_n_epoch"]

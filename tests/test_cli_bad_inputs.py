@@ -2,6 +2,7 @@
 written (issue 14). tests/test_cli.py and tests/test_cli_edges.py hold the cases that need
 files, checkpoints or output paths set up; these need only the command line."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,7 @@ FIT_OPTIONS = [
     ("--data.balance.curriculum_start", "0", "balance.curriculum_start"),
     ("--data.balance.push_magnitude", "1e9", "balance.push_magnitude"),
     ("--data.balance.push_magnitude", "nan", "balance.push_magnitude"),
+    ("--data.balance.push_magnitude", "inf", "balance.push_magnitude\": must be a finite number, got 'inf'"),
     ("--data.balance.no_field", "1", "no_field"),
     ("--data.reach.dt", "0", "reach.dt"),
     ("--data.reach.gravity", "-1", "reach.gravity"),
@@ -98,6 +100,9 @@ FIT_OPTIONS = [
     ("--trainer.accelerator", "banana", "accelerator"),
     ("--trainer.accelerator", "tpu", "torch_xla"),
     ("--trainer.precision", "7", "trainer.precision"),
+    ("--trainer.precision", "64-true", "trainer.precision"),
+    ("--trainer.precision", "bf16-true", "trainer.precision"),
+    ("--trainer.strategy", "ddp_spawn", "trainer.strategy"),
     ("--trainer.strategy", "nonsense", "strategy"),
     ("--trainer.max_time", "abc", "duration"),
     ("--trainer.check_val_every_n_epoch", "0", "trainer.check_val_every_n_epoch"),
@@ -114,6 +119,8 @@ FIT_OPTIONS = [
     ("--nonexistent_flag", "1", "nonexistent_flag"),
     ("--config", "/nonexistent/quadlit.yaml", "/nonexistent/quadlit.yaml"),
     ("--seed_everything", "abc", "seed_everything"),
+    ("--seed_everything", "-5", "seed_everything must be true, false or an integer from 0 to 4294967295"),
+    ("--seed_everything", "4294967296", "seed_everything"),
     ("--ckpt_path", "/", "--ckpt_path"),
 ]
 
@@ -132,7 +139,9 @@ def test_bad_fit_option(tmp_path, capsys, option, value, needle):
 
 
 COMMANDS = [
-    (["nope"], "invalid choice"),
+    (["nope"], "invalid choice: 'nope' (choose from fit, validate, test, bench, export-mjcf, export, play, record, "
+               "sim2sim, tune"),
+    (["predict", "--ckpt_path", "x.ckpt"], "a policy acts in play, record, export and sim2sim"),
     (["fit", "positional"], "positional"),
     (["export"], "--ckpt_path"),
     (["export", "--ckpt_path", "/nonexistent.ckpt"], "/nonexistent.ckpt"),
@@ -145,6 +154,10 @@ COMMANDS = [
     (["export-mjcf", "--actuators", "jet"], "--actuators"),
     (["bench", "nothing"], "invalid choice: 'nothing'"),
     (["tune", "--trials", "-1"], "--trials"),
+    (["sim2sim", "--policy", "zero", "--threads", "100000"], "--threads must be from 1 to"),
+    (["bench", "physics", "--envs", "-5"], "argument --envs: must be an integer >= 1, got -5"),
+    (["bench", "fingerprint", "--epochs", "0"], "argument --epochs: must be an integer >= 1"),
+    (["bench", "fingerprint", "--compare", "missing.json"], "--compare missing.json: no such file"),
     # a benchmark's --config that is not a file: one line before any run starts
     (["bench", "train", "--config", "missing.yaml"], "missing.yaml"),
     (["bench", "versus-sb3", "--config", "missing.yaml"], "missing.yaml"),
@@ -166,3 +179,118 @@ def test_bad_command(tmp_path, capsys, monkeypatch, argv, needle):
     assert err.startswith("quadlit: error:") and needle in err, err
     assert not any(Path(tmp_path).iterdir())
 
+
+
+# (config file bytes, text the line must contain): files that YAML would misread or that are not text
+CONFIG_FILES = [
+    (b"data:\n  task: reach\n  num_envs: 64\nmodel:\n  lr: 0.001\ndata:\n  num_envs: 256\n",
+     "data is given twice (lines 1 and 6)"),
+    (b"data:\n  task: reach\n  num_envs: 8\n  num_envs: 16\n", "data.num_envs is given twice (lines 3 and 4)"),
+    ("data:\n  task: reach  # r\xe9sum\xe9\n".encode("latin-1"), "not UTF-8 (byte 0xe9"),
+    ("data:\n  task: reach\n".encode("utf-16"), "UTF-16"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff", "binary"),
+]
+
+
+@pytest.mark.parametrize("content,needle", CONFIG_FILES, ids=["section twice", "key twice", "latin-1", "utf-16",
+                                                              "binary"])
+def test_bad_config_file(tmp_path, capsys, content, needle):
+    config = tmp_path / "config.yaml"
+    config.write_bytes(content)
+    root = tmp_path / "out"
+    code = main(["fit", "--config", str(REPO / "configs/reach.yaml"), "--config", str(config), *TINY,
+                 "--trainer.default_root_dir", str(root)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("quadlit: error:") and str(config) in err and needle in err, err
+    assert not root.exists()
+
+
+def test_options_a_later_config_overrides_are_named(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("model:\n  lr: 0.0003\n  gamma: 0.99\ndata:\n  num_envs: 8\n")
+    args = ["fit", "--config", str(REPO / "configs/reach.yaml"), "--model.lr", "0.001", "--model.gamma", "0.99",
+            "--data.num_envs=16", "--model.entropy_coef", "0.02", "--config", str(config), "--print_config"]
+    with pytest.raises(SystemExit):
+        main(args)
+    out, err = capsys.readouterr()
+    assert "lr: 0.0003" in out and "num_envs: 8" in out  # what the note says happened
+    assert err.strip() == (f"quadlit: warning: --config {config}, given after them, overrides --model.lr 0.001 (the "
+                           f"file has 0.0003), --data.num_envs 16 (the file has 8); options apply in order: give "
+                           f"them after --config")
+
+
+def test_networks_too_large_for_memory_are_refused_before_they_are_allocated(tmp_path, capsys):
+    root = tmp_path / "out"
+    code = main(["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.default_root_dir", str(root),
+                 "--model.critic", "separate", "--model.critic_hidden", "[200000,200000]"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("quadlit: error: model.critic_hidden: a network of 40,00") and "GiB" in err, err
+    assert not tmp_path.joinpath("out").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--compare", "notes.json"], "--compare notes.json: not a --json file of this benchmark"),
+    (["--json", "notes.json"], "--json: notes.json already exists"),
+])
+def test_fingerprint_files_are_checked_before_the_run(tmp_path, capsys, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.json").write_text('{"mine": true}\n')
+    code = main(["bench", "fingerprint", "--task", "reach", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("quadlit: error:") and needle in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.json"]
+    assert (tmp_path / "notes.json").read_text() == '{"mine": true}\n'
+
+
+# a command's output path that is an existing file of someone else's, or lies under one: refused
+# before the command loads, trains or simulates anything (the checkpoints named need not exist)
+OUTPUTS = [
+    (["sim2sim", "--policy", "zero", "--log_dir", "afile"], "sim2sim: --log_dir: "),
+    (["sim2sim", "--policy", "zero", "--plot", "afile"], "sim2sim: --plot: afile already exists"),
+    (["bench", "falls", "--ckpt_path", "x.ckpt", "--out", "afile/falls.json"], "which is a file"),
+    (["bench", "falls", "--ckpt_path", "x.ckpt", "--out", "afile"], "--out: afile already exists"),
+    (["bench", "early", "--config", str(REPO / "configs/balance.yaml"), "--out", "afile"], "--out: afile already"),
+    (["bench", "world-model", "--ckpt_path", "x.ckpt", "--out", "afile"], "--out: afile already exists"),
+    (["bench", "train", "--config", str(REPO / "configs/balance.yaml"), "--json", "afile"], "--json: afile already"),
+    (["bench", "train", "--config", str(REPO / "configs/balance.yaml"), "--out", "afile"], "--out: "),
+    (["bench", "versus-sb3", "--config", str(REPO / "configs/balance.yaml"), "--json", "afile"], "--json: afile"),
+    (["record", "--ckpt_path", "x.ckpt", "--out", "afile"], "--out: afile already exists"),
+    (["record", "--ckpt_path", "x.ckpt", "--still", "afile"], "--still: afile already exists"),
+]
+
+
+@pytest.mark.parametrize("argv,needle", OUTPUTS, ids=[" ".join(a[:2] + a[-2:]) for a, _ in OUTPUTS])
+def test_outputs_are_checked_before_the_work(tmp_path, capsys, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("notes\n")
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("quadlit: error:") and needle in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"] and (tmp_path / "afile").read_text() == "notes\n"
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    import quadlit.outputs as outputs
+
+    real_access = os.access  # root ignores permission bits: the check is shown a read-only folder instead
+    monkeypatch.setattr(outputs.os, "access", lambda path, mode: False if Path(path) == tmp_path / "ro"
+                        else real_access(path, mode))
+    (tmp_path / "ro").mkdir()
+    code = main(["bench", "falls", "--ckpt_path", str(tmp_path / "x.ckpt"), "--out", str(tmp_path / "ro/falls.json")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"quadlit: error: quadlit bench falls: --out: cannot write to {tmp_path / 'ro'} " \
+                                "(read-only or no permission)", err
+
+
+def test_parameters_of_the_task_not_trained_are_named_when_the_run_starts(tmp_path, capsys):
+    args = ["fit", "--config", str(REPO / "configs/reach.yaml"), *TINY, "--trainer.max_epochs", "1",
+            "--trainer.check_val_every_n_epoch", "100", "--data.iterations_per_epoch", "1",
+            "--trainer.default_root_dir", str(tmp_path / "out"), "--data.balance.max_tilt", "1.0",
+            "--data.balance.obs_noise", "0.1", "--data.reach.goal_bonus", "7.5"]
+    assert main([*args, "--trainer.accelerator", "banana"]) == 2  # bad input: still the one line of the error
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(args) == 0
+    said = "quadlit: warning: data.task is 'reach', so data.balance.max_tilt, data.balance.obs_noise are not used"
+    assert said in capsys.readouterr().err.splitlines()

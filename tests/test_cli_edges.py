@@ -100,6 +100,28 @@ def test_memory_exhausted_keeps_a_root_dir_that_existed(tmp_path, capsys, monkey
     assert _files(tmp_path) == ["lightning_logs", "lightning_logs/version_0", "lightning_logs/version_0/keep.txt"]
 
 
+def test_disk_full_names_the_run_and_the_intact_checkpoint(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from quadlit.training.checkpoint import AtomicCheckpointIO
+
+    real_save = AtomicCheckpointIO.save_checkpoint
+
+    def save_until_full(self, checkpoint, path, storage_options=None):
+        if (Path(path).parent / "last.ckpt").exists():  # the disk fills up after the first epoch's checkpoints
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save_until_full)
+    root = tmp_path / "out"
+    err = _assert_one_line(capsys, main(_fit_args(root, "--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch",
+                                                  "100")), "no space left on device")
+    (last,) = root.rglob("last.ckpt")
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert step > 0 and f"the previous checkpoint {last} (step {step}) is intact" in err, err
+    assert f"writing {last.parents[1]}" in err and f"--ckpt_path {last}" in err, err
+
+
 def test_export_mjcf_into_a_missing_directory(tmp_path, capsys):
     out = tmp_path / "missing" / "a1.xml"
     _assert_one_line(capsys, main(["export-mjcf", "--out", str(out)]), str(out))
@@ -174,6 +196,7 @@ UNION_FIELDS = [
     ("--data.num_envs", "lots", "must be int or 'auto', got 'lots'"),
     ("--model.desired_kl", "abc", "must be float or null, got 'abc'"),
     ("--data.physics_threads", "many", "must be int or null, got 'many'"),
+    ("--model.policy_average", "nan", "must be a finite number or null, got 'nan'"),
 ]
 
 

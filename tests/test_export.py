@@ -153,3 +153,27 @@ def test_missing_exporter_packages_say_how_to_install(checkpoint, tmp_path, caps
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == "onnxscript" else real_find_spec(name, *args))
     _one_line_error(capsys, ["--ckpt_path", str(checkpoint), "--out", str(tmp_path / "p.onnx")], "quadlit[export]")
+
+
+def test_output_never_replaces_the_checkpoint_or_a_file_export_did_not_write(checkpoint, tmp_path, capsys):
+    ckpt = tmp_path / "run.ckpt"
+    ckpt.write_bytes(checkpoint.read_bytes())
+    other = tmp_path / "other.ckpt"
+    other.write_bytes(b"another run's checkpoint")
+    notes = tmp_path / "notes.yaml"
+    notes.write_text("model:\n  lr: 0.001\n")
+    stranger = tmp_path / "stranger.json"  # the sidecar name of --out stranger.onnx
+    stranger.write_text('{"mine": true}\n')
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    _one_line_error(capsys, ["--ckpt_path", str(ckpt), "--out", str(ckpt)], "input")
+    _one_line_error(capsys, ["--ckpt_path", str(ckpt), "--out", str(tmp_path / "." / "run.ckpt")], "input")
+    _one_line_error(capsys, ["--ckpt_path", str(ckpt), "--out", str(other)], "already exists")
+    _one_line_error(capsys, ["--ckpt_path", str(ckpt), "--out", str(notes)], "already exists")
+    _one_line_error(capsys, ["--ckpt_path", str(ckpt), "--out", str(tmp_path / "stranger.onnx")], "stranger.json")
+    _one_line_error(capsys, ["--ckpt_path", str(ckpt), "--out", str(tmp_path)], "is a folder")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # an earlier export of the same name is replaced, atomically (no temporary file is left)
+    out = tmp_path / "policy.onnx"
+    assert cli_main(["export", "--ckpt_path", str(ckpt), "--out", str(out)]) == 0
+    assert cli_main(["export", "--ckpt_path", str(ckpt), "--out", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "policy.onnx", "policy.json"])

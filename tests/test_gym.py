@@ -312,3 +312,11 @@ def test_non_finite_actions_are_warned_about_once():
                     "warning is shown once)"]
     venv.close()
     env.close()
+
+
+def test_make_with_human_rendering_says_what_is_drawn_instead_of_asking_for_pygame():
+    with pytest.raises(ValueError, match=r"got 'human' \(for a live window: quadlit play --task reach\)"):
+        gym.make("quadlit/Reach-v0", render_mode="human")
+    env = gym.make("quadlit/Reach-v0", render_mode="rgb_array_list")  # as Gymnasium made it before
+    assert env.render_mode == "rgb_array_list"
+    env.close()

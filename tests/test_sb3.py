@@ -38,6 +38,8 @@ def test_adapter_steps_like_the_vector_env_in_sb3_layout():
                 np.testing.assert_array_equal(infos[i]["terminal_observation"], ref_info["final_obs"][i])
                 assert infos[i]["TimeLimit.truncated"] == bool(trunc[i] and not term[i])
                 assert set(infos[i]["episode_metrics"]) == set(ref.task_spec.episode_metrics)
+                metrics = infos[i]["episode_metrics"]  # SB3 Monitor's fields, which PPO logs
+                assert infos[i]["episode"]["r"] == metrics["return"] and infos[i]["episode"]["l"] == metrics["length"]
             else:
                 assert "terminal_observation" not in infos[i]
     assert ends >= 8  # every environment finished at least one 20-step episode
@@ -53,6 +55,14 @@ def test_sb3_ppo_trains_on_the_adapter():
     assert model.num_timesteps >= 2048
     lengths = [ep["l"] for ep in model.ep_info_buffer]
     assert lengths and max(lengths) <= 20  # SB3 saw the episodes end where quadlit ended them
+    env.close()
+
+
+def test_sb3_ppo_logs_episode_returns_without_a_vec_monitor():
+    env = QuadlitSB3VecEnv("reach", 4, params=SHORT, physics_threads=1)  # as the README writes it
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=128)
+    assert len(model.ep_info_buffer) >= 4 and all(ep["l"] <= 20 for ep in model.ep_info_buffer)
     env.close()
 
 

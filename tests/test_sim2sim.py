@@ -237,3 +237,9 @@ def test_limp_robot_dropped_in_mujoco_lies_on_the_floor_with_body_contacts(body_
         assert np.abs(d.qvel[:6]).max() < 0.05  # at rest
     else:
         assert d.qpos[2] < -0.1  # fell through the floor
+
+
+def test_too_many_episodes_for_memory_names_episodes(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(capsys, ["--policy", "zero", "--episodes", "100000000000"], "lower --episodes")
+    assert not any(tmp_path.iterdir())

@@ -67,3 +67,19 @@ def test_only_with_a_name_outside_the_space_is_a_one_line_error(capsys):
     assert main(["tune", "--trials", "1", "--only", "model.desired_kl", "model.bogus"]) == 2
     err = capsys.readouterr().err
     assert "--only: not in the search space: model.bogus" in err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--trials", "1", "--storage", "bogus://nowhere"], "--storage bogus://nowhere: cannot open it"),
+    (["--trials", "0"], "lightning_logs/tune.db does not exist"),  # the default storage, never created
+    (["--trials", "1", "--export", "notes.txt"], "--export: notes.txt already exists"),
+])
+def test_bad_storage_summary_or_export_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, argv, needle):
+    from tests.tiny import REPO
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine\n")
+    code = main(["tune", "--config", str(REPO / "configs/balance.yaml"), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("quadlit: error:") and needle in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "mine\n"

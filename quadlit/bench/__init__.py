@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from quadlit.errors import ConfigError
+from quadlit.outputs import check_output_file, check_output_folder
 
 BENCHES = {
     "reach": "quadlit.bench.reach",
@@ -146,6 +147,29 @@ def epochs_between_evaluations(train_seconds: float, every: int, fine_until: flo
     """Epochs between a ``bench train`` run's evaluations at ``train_seconds`` of training: 1
     (after every epoch) until ``fine_until`` s, then ``every``."""
     return 1 if train_seconds < fine_until else every
+
+
+def check_result_paths(prog: str, json_path: str | None, plots: str | None,
+                       is_result: Callable[[Path], bool]) -> None:
+    """A benchmark's ``--json`` file (an earlier result, ``is_result(path)``, may be replaced,
+    another file not) and ``--out`` plot folder, checked before its runs rather than after
+    minutes of them."""
+    if json_path:
+        check_output_file(json_path, f"{prog}: --json", rewritable=is_result)
+    if plots:
+        check_output_folder(plots, f"{prog}: --out")
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` of a count (environments, threads, steps, epochs): an integer >= 1;
+    argparse names the option in its one-line error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
 
 
 def require_config(path: str | None, prog: str) -> None:

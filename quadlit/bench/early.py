@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 from quadlit.errors import ConfigError
+from quadlit.outputs import check_output_file, json_result, write_text
 
 POLICIES = ("deployed", "trained", "sampled")
 #: The update's statistics kept per iteration: logged metric -> column title.
@@ -63,6 +64,8 @@ def _check(args) -> None:
         raise ConfigError("quadlit bench early: --pushes must be > 0 m/s")
     if not Path(args.config).is_file():
         raise ConfigError(f"quadlit bench early: no config file {args.config}")
+    if args.out:
+        check_output_file(args.out, "quadlit bench early: --out", inputs=[args.config], rewritable=json_result("config", "seed", "rows"))
 
 
 def train_and_copy(args, extra: list[str]) -> tuple[list[dict], object]:
@@ -164,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.swap_stats:
         print(format_swap(rows), flush=True)
     if args.out:  # (json writes the push magnitudes, float keys, as "0.5")
-        Path(args.out).write_text(json.dumps({"config": args.config, "seed": args.seed, "extra": extra,
-                                              "episodes": args.episodes, "rows": rows}, indent=1))
+        write_text(args.out, json.dumps({"config": args.config, "seed": args.seed, "extra": extra,
+                                         "episodes": args.episodes, "rows": rows}, indent=1))
     return 0
 
 

@@ -23,12 +23,12 @@ import json
 import math
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from quadlit.errors import ConfigError
+from quadlit.outputs import check_output_file, json_result, write_text
 
 POLICIES = ("deployed", "trained", "sampled")
 DIRECTIONS = ("forward", "left", "back", "right")
@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.episodes < 1:
         raise ConfigError("quadlit bench falls: --episodes must be >= 1")
+    if args.out:
+        check_output_file(args.out, "quadlit bench falls: --out", inputs=args.ckpt_path, rewritable=json_result("episodes", "seed", "runs"))
     from quadlit.training.checkpoint import load_run
 
     results = {}
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                            f"magnitude, seed {args.seed})", rows), flush=True)
         results[str(path)] = {"env_steps": int(module.env_steps), "policies": rows}
     if args.out:
-        Path(args.out).write_text(json.dumps({"episodes": args.episodes, "seed": args.seed, "runs": results}, indent=1))
+        write_text(args.out, json.dumps({"episodes": args.episodes, "seed": args.seed, "runs": results}, indent=1))
     return 0
 
 

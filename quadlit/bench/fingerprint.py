@@ -25,7 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from quadlit.bench import require_config
+from quadlit.bench import check_result_paths, positive_int, require_config
+from quadlit.errors import ConfigError
+from quadlit.outputs import write_text
 
 CONFIGS = {"balance": "configs/balance.yaml", "reach": "configs/reach.yaml"}
 
@@ -70,16 +72,47 @@ def _digest_run(task: str, epochs: int, config: str | None, extra: list[str]) ->
             "values": [[w, k, v] for w, k, v in rows]}
 
 
+def read_fingerprints(path: str | Path, option: str = "--compare") -> dict:
+    """The digests per task that a ``--json`` file saved; a one-line ConfigError naming
+    ``option`` when ``path`` is not such a file."""
+    where = f"quadlit bench fingerprint: {option} {path}"
+    try:
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{where}: not a --json file of this benchmark ({exc})") from None
+    if not isinstance(saved, dict) or not saved or not all(
+            isinstance(r, dict) and {"metrics", "parameters", "values"} <= set(r) for r in saved.values()):
+        raise ConfigError(f"{where}: not a --json file of this benchmark (no metrics and parameters digests per task)")
+    return saved
+
+
+def _is_fingerprint_file(path: Path) -> bool:
+    try:
+        read_fingerprints(path)
+        return True
+    except ConfigError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="quadlit bench fingerprint", description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=[*CONFIGS, "all"], default="all", help="which default config(s) to run")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs of training (10 iterations each by default)")
+    parser.add_argument("--epochs", type=positive_int, default=3,
+                        help="epochs of training (10 iterations each by default)")
     parser.add_argument("--config", default=None, help="another config instead of the task's default")
     parser.add_argument("--json", default=None, help="write the digests (and every value) here")
     parser.add_argument("--compare", default=None, help="a --json file of an earlier run to compare with")
     args, extra = parser.parse_known_args(argv)  # the rest goes to fit
     require_config(args.config, "quadlit bench fingerprint")
     tasks = list(CONFIGS) if args.task == "all" else [args.task]
+    # the inputs and outputs are checked before the run, not after it
+    saved = read_fingerprints(args.compare) if args.compare else None
+    if saved is not None and not set(tasks) & set(saved):
+        raise ConfigError(f"quadlit bench fingerprint: --compare {args.compare} holds {', '.join(sorted(saved))}, "
+                          f"not {', '.join(tasks)}")
+    check_result_paths("quadlit bench fingerprint", args.json, None, _is_fingerprint_file)
     result = {}
     for task in tasks:
         result[task] = _digest_run(task, args.epochs, args.config, extra)
@@ -87,10 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{task}: {r['rows']} metric values over {r['env_steps']} env-steps\n"
               f"  metrics    {r['metrics']}\n  parameters {r['parameters']}", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-    if not args.compare:
+        write_text(args.json, json.dumps(result, indent=1))
+    if saved is None:
         return 0
-    saved = json.loads(Path(args.compare).read_text())
     same = True
     for task, r in result.items():
         old = saved.get(task)

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from quadlit.bench import positive_int
 from quadlit.envs.pool import ShardPool
 from quadlit.physics import EnvParams, PhysicsState, SimParams, a1_model, step
 
@@ -98,11 +99,11 @@ def mujoco_rate(num_states: int, control_steps: int, repeats: int, threads: int 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="quadlit bench physics", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--envs", type=int, nargs="+", default=list(DEFAULT_ENVS), help="environment counts")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts")
-    parser.add_argument("--steps", type=int, default=10, help="timed control steps per run")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (best is kept)")
-    parser.add_argument("--mujoco-states", type=int, default=512, help="initial states in the MuJoCo rollout")
+    parser.add_argument("--envs", type=positive_int, nargs="+", default=list(DEFAULT_ENVS), help="environment counts")
+    parser.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2], help="thread counts")
+    parser.add_argument("--steps", type=positive_int, default=10, help="timed control steps per run")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed runs per figure (best is kept)")
+    parser.add_argument("--mujoco-states", type=positive_int, default=512, help="initial states in the MuJoCo rollout")
     parser.add_argument("--no-mujoco", action="store_true", help="skip the MuJoCo comparison")
     args = parser.parse_args(argv)
     sim = SimParams()

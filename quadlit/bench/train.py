@@ -36,7 +36,8 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
-from quadlit.bench import TrainingClock, epochs_between_evaluations, require_config  # noqa: E402
+from quadlit.bench import TrainingClock, check_result_paths, epochs_between_evaluations, require_config  # noqa: E402
+from quadlit.outputs import json_result, write_text  # noqa: E402
 
 #: Training metrics kept per iteration in the --json output (when logged).
 TRACE_KEYS = ("episode/return", "episode/length", "episode/survived", "train/explained_variance",
@@ -324,13 +325,14 @@ def main(argv: list[str] | None = None) -> int:
         print(chance_table(args.eval_episodes, args.chance))
         return 0
     require_config(args.config, "quadlit bench train")
+    check_result_paths("quadlit bench train", args.json, args.out, json_result("records"))
     if args.single or (len(args.seeds) == 1 and not args.cold):
         records = [run_one(args, extra)]
     else:
         records = _from_json(run_seeds_in_processes(args, extra, [sys.executable, "-m", "quadlit.launch", "bench",
                                                                   "train"]))
     if args.json:
-        Path(args.json).write_text(json.dumps({"records": _json_ready(records)}, indent=1))
+        write_text(args.json, json.dumps({"records": _json_ready(records)}, indent=1))
     if args.single:
         return 0
     print()

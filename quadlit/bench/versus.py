@@ -45,7 +45,8 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
-from quadlit.bench import EvaluationSchedule, TrainingClock, require_config  # noqa: E402
+from quadlit.bench import EvaluationSchedule, TrainingClock, check_result_paths, require_config  # noqa: E402
+from quadlit.outputs import json_result, write_text  # noqa: E402
 from quadlit.bench.baselines import DEFAULT_ENVS, LABELS, RUNS, print_row  # noqa: E402
 from quadlit.errors import ConfigError  # noqa: E402
 
@@ -177,6 +178,8 @@ def main(argv: list[str] | None = None, prog: str = "quadlit bench versus") -> i
     elif args.baseline_envs < 1:
         raise ConfigError(f"{prog}: --baseline-envs must be at least 1, got {args.baseline_envs}")
     require_config(args.config, prog)
+    if args.child_json is None:  # checked before the runs, not after minutes of them
+        check_result_paths(prog, args.json, args.out, json_result(args.baseline, "quadlit"))
     if args.seed is not None:  # child: one baseline run
         schedule = EvaluationSchedule(TrainingClock(T0), args.minutes * 60, at=args.eval_at, every=args.eval_every_s,
                                       fine_every=args.fine_every_s, fine_until=args.fine_eval_s,
@@ -209,7 +212,7 @@ def main(argv: list[str] | None = None, prog: str = "quadlit bench versus") -> i
             theirs.append(json.loads(path.read_text()))
     theirs, ours = _from_json(theirs), _from_json(ours)
     if args.json:
-        Path(args.json).write_text(json.dumps({args.baseline: theirs, "quadlit": ours}, indent=1, default=str))
+        write_text(args.json, json.dumps({args.baseline: theirs, "quadlit": ours}, indent=1, default=str))
     print(f"\n{label}:")
     print(summarize(theirs))
     if not ours:

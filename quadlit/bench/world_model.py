@@ -33,11 +33,11 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from quadlit.errors import ConfigError
+from quadlit.outputs import check_output_file, json_result, write_text
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"quadlit bench world-model: --{name.replace('_', '-')} must be >= 1")
     if args.eval_envs < 2:
         raise ConfigError("quadlit bench world-model: --eval-envs must be >= 2 (half fit the linear model)")
+    if args.out:
+        check_output_file(args.out, "quadlit bench world-model: --out", inputs=[args.ckpt_path],
+                          rewritable=json_result("ckpt_path", "horizons", "variants"))
     from quadlit.tasks import evaluations, make_task, task_spec
     from quadlit.training.checkpoint import load_run
     from quadlit.training.rollout import record_steps
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, groups in rows:
             print(f"    {label:<26}" + "".join(f"{v:>8.3f}" for v in groups[group]))
     if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
+        write_text(args.out, json.dumps(results, indent=1))
         print(f"wrote {args.out}")
     return 0
 

@@ -25,15 +25,16 @@ from quadlit.physics.workspace import BLOCK, JIT, JITB
 
 @nb.njit(inline="always", **JIT)
 def motor_command(model: RobotModel, sim: SimParams, strength, j, a):
-    """Per-control-step motor command of joint ``j`` from action ``a`` (clipped to [-1, 1]):
-    the PD target angle (rad) in ``pd`` mode, the torque (N·m) in ``torque`` mode. Shared by the
-    scalar and the SIMD path (``control_step.load_env`` / ``control_step.gather_block``)."""
-    if a > 1.0:
+    """Per-control-step motor command of joint ``j`` from action ``a`` (clipped to [-1, 1]; NaN
+    and ±inf count as 0): the PD target angle (rad) in ``pd`` mode, the torque (N·m) in
+    ``torque`` mode. Shared by the scalar and the SIMD path (``control_step.load_env`` /
+    ``control_step.gather_block``)."""
+    if not (a - a == 0.0):  # NaN or ±inf (inf - inf is NaN): hold the default pose / no torque
+        a = 0.0
+    elif a > 1.0:
         a = 1.0
     elif a < -1.0:
         a = -1.0
-    elif not (a == a):  # NaN action: hold the default pose / no torque
-        a = 0.0
     if sim.motor_mode == MOTOR_PD:
         return model.default_q[j] + sim.action_scale * a
     return a * model.joint_torque_limit[j] * strength

@@ -311,7 +311,7 @@ def control_step_env(model: RobotModel, sim: SimParams, envp: EnvParams, st: Phy
         model: the robot record. sim: batch simulation parameters. envp: per-env parameters.
         st: the batch state; row ``i`` is read and written (also its outputs ``foot_contact``,
             ``body_contact``, ``joint_torque``, ``motor_power``, ``status``).
-        action: (12,) float32/float64 in [-1, 1] (clipped; NaN treated as 0), interpreted by
+        action: (12,) float32/float64 in [-1, 1] (clipped; NaN and ±inf treated as 0), interpreted by
             ``sim.motor_mode``.
         ws_buf: a workspace buffer from ``new_workspace()`` (one per thread, reused for every
             env of the kernel call).

@@ -14,7 +14,7 @@ once the main process's first step has compiled (``stop_background_compile``).
 
     python -m quadlit.physics.precompile    # compile the stage kernels into $NUMBA_CACHE_DIR
 
-``QUADLIT_PARALLEL_COMPILE=0`` switches the helper off.
+``QUADLIT_PARALLEL_COMPILE=0`` (or false, no, off) switches the helper off.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import os
 import subprocess
 import sys
 import time
+
+from quadlit.environment import switch
 
 ENV_SWITCH = "QUADLIT_PARALLEL_COMPILE"
 
@@ -105,7 +107,7 @@ def start_background_compile(step_kernel=None) -> bool:
     if _started:
         return False
     _started = True
-    if os.environ.get(ENV_SWITCH, "1") == "0" or _usable_cpus() < 2 or stage_kernels_cached(step_kernel):
+    if not switch(ENV_SWITCH) or _usable_cpus() < 2 or stage_kernels_cached(step_kernel):
         return False
     try:
         _helper = subprocess.Popen([sys.executable, "-m", "quadlit.physics.precompile"],

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from quadlit.outputs import atomic_write
 from quadlit.render.frames import FrameFn
 from quadlit.render.renderer import Renderer
 
@@ -100,8 +101,9 @@ def encode_gif(frames: Sequence[np.ndarray], fps: float) -> bytes:
 
 
 def frames_to_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Path:
-    """Write ``frames`` as an animated GIF at ``path`` (parent folders are created)."""
+    """Write ``frames`` as an animated GIF at ``path``, atomically (parent folders are created)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(encode_gif(frames, fps))
+    data = encode_gif(frames, fps)
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data)
     return path

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, Literal
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -221,8 +221,11 @@ class RolloutDataModule(L.LightningDataModule):
             self._pool = ShardPool(self._threads())
         if stage == "fit" and self.collector is None:
             if self.num_envs_setting == "auto":  # every rank takes the smallest rank's choice
-                self.num_envs = distributed.min_over_ranks(auto_num_envs(
-                    self.spec, self.rollout_steps, self.min_envs, self.max_envs, self._device()))
+                chosen, why = auto_num_envs(self.spec, self.rollout_steps, self.min_envs, self.max_envs, self._device(),
+                                            min(self._pool.num_threads, default_physics_threads()))
+                self.num_envs = distributed.min_over_ranks(chosen)
+                rank_zero_info(f"data.num_envs auto: {self.num_envs} environments"
+                               + (f" ({why})" if self.num_envs == chosen else " (the smallest rank's choice)"))
             else:
                 self.num_envs = int(self.num_envs_setting)
             task = make_task(self.task_name, self.num_envs, self.task_params, self.seed + self._rank(), self._pool)

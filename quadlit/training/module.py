@@ -32,6 +32,7 @@ from quadlit.models.world_model import WorldModel, sample_sequences
 from quadlit.training import distributed
 from quadlit.training.critic import SeparateCritic
 from quadlit.training.normalizer import RunningNorm
+from quadlit.training.resources import check_networks_fit_in_memory, mlp_parameters
 from quadlit.training.rollout import Rollout, rows_to_state
 
 
@@ -46,6 +47,30 @@ def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = 
     if not (ok_lo and ok_hi and math.isfinite(value)):
         interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
         raise ValueError(f"model.{name} must be in {interval}, got {value}")
+
+
+def _parameter_counts(hp) -> dict[str, int]:
+    """The parameter count of each network the hyperparameters ``hp`` build, keyed by the options
+    that size it (their dominant terms: enough to catch a size typed a thousand times too large
+    before it is allocated)."""
+    obs, act = hp.obs_dim, hp.action_dim
+    if hp.policy == "mlp":
+        counts = {"model.mlp_hidden": mlp_parameters([obs, *hp.mlp_hidden, act + 1])}
+    else:
+        graph = hp.gat_heads * hp.gat_head_dim
+        counts = {"model.encoder_dim/gat_heads/gat_head_dim/lstm_hidden":
+                  mlp_parameters([obs, hp.encoder_dim, hp.encoder_dim, graph]) + 4 * hp.lstm_hidden * (graph + hp.lstm_hidden)
+                  + mlp_parameters([hp.lstm_hidden, act + 1])}
+    if hp.critic != "shared":
+        extra = (hp.privileged_dim if hp.critic == "privileged" else 0) + (obs if hp.critic_surprise else 0)
+        counts["model.critic_hidden"] = mlp_parameters([obs + extra, *hp.critic_hidden, 1])
+    latent, hidden = hp.wm_latent_dim, 128  # WorldModel's default hidden width
+    wm_in = hp.wm_history * obs + (hp.wm_history - 1) * act
+    counts["model.wm_latent_dim/wm_history"] = (mlp_parameters([wm_in, hidden, hidden, latent])  # encoder
+                                                 + mlp_parameters([latent + act, hidden, hidden, latent])  # dynamics
+                                                 + 2 * mlp_parameters([latent + act, hidden, hidden, 1])  # reward, done
+                                                 + mlp_parameters([latent, hidden, hidden, obs]))  # decoder
+    return counts
 
 
 def _full_noise_kl(new_log_prob: torch.Tensor, old_log_prob: torch.Tensor, offset: torch.Tensor,
@@ -303,6 +328,8 @@ class QuadlitModule(L.LightningModule):
         self.automatic_optimization = False
 
         shared = critic == "shared"
+        critic_extra = (privileged_dim if critic == "privileged" else 0) + (obs_dim if critic_surprise else 0)
+        check_networks_fit_in_memory(_parameter_counts(self.hparams))
         if policy == "mlp":
             self.policy = MlpPolicy(obs_dim, action_dim, hidden=mlp_hidden, init_log_std=init_log_std,
                                     value_head=shared)
@@ -310,7 +337,6 @@ class QuadlitModule(L.LightningModule):
             self.policy = EntityBelief(obs_dim, action_dim, encoder_dim=encoder_dim, gat_heads=gat_heads,
                                        gat_head_dim=gat_head_dim, lstm_hidden=lstm_hidden, init_log_std=init_log_std,
                                        value_head=shared)
-        critic_extra = (privileged_dim if critic == "privileged" else 0) + (obs_dim if critic_surprise else 0)
         self.critic = None if shared else SeparateCritic(obs_dim, critic_extra, critic_hidden, normalize=normalize_obs)
         if final_log_std is not None:  # scheduled, not learned
             self.policy.log_std.requires_grad_(False)
@@ -333,6 +359,7 @@ class QuadlitModule(L.LightningModule):
         self.wm_generator.manual_seed(seed + 2)
         self.register_buffer("env_steps", torch.tensor(0, dtype=torch.int64))
         self._saved_action_state: torch.Tensor | None = None
+        self._checkpoint_step: int | None = None  # the training step of the weights loaded from a checkpoint
         self._nonfinite_streak = 0
         self._warned_minibatches = False
         self._saved_hparams: dict[str, Any] = {}  # the hyperparameters of a checkpoint this run continues
@@ -422,6 +449,7 @@ class QuadlitModule(L.LightningModule):
                 np.random.set_state(("MT19937", np_gen["keys"].numpy().astype(np.uint32), np_gen["pos"],
                                      np_gen["has_gauss"], np_gen["cached_gaussian"]))
         self._nonfinite_streak = int(checkpoint.get("quadlit_nonfinite_streak", 0))
+        self._checkpoint_step = int(checkpoint.get("global_step", 0))
         best = checkpoint.get("quadlit_guard_best")
         self.guard_best = None if best is None else [float(v) for v in best]
         self._saved_hparams = dict(checkpoint.get("hyper_parameters", {}))
@@ -739,11 +767,19 @@ class QuadlitModule(L.LightningModule):
                       batch_size=1)
         return metrics
 
+    @property
+    def evaluated_step(self) -> int:
+        """The training step of the weights being evaluated, for tables and figures: the
+        trainer's while fitting; in validate and test the checkpoint's (Lightning restores no step
+        there, so its own count is 0)."""
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        return self.global_step if fitting or self._checkpoint_step is None else self._checkpoint_step
+
     def _report_table(self, tag: str, title: str, x_label: str, rows: list[tuple[float, float]]) -> None:
         """Print an evaluation's table (e.g. survival against push magnitude) and log it as a plot."""
         xs = "  ".join(f"{x:>4.1f}" for x, _ in rows)
         vals = "  ".join(f"{100 * v:>3.0f}%" for _, v in rows)
-        print(f"\n{title} ({tag.split('/')[0]}, step {self.global_step}):\n  {x_label}  {xs}\n  survival {vals}")
+        print(f"\n{title} ({tag.split('/')[0]}, step {self.evaluated_step}):\n  {x_label}  {xs}\n  survival {vals}")
         from quadlit.training.plots import robustness_figure
 
         curve = ([x for x, _ in rows], [v for _, v in rows])
@@ -754,7 +790,7 @@ class QuadlitModule(L.LightningModule):
         """Log the figure ``make_figure()`` draws, when the logger takes figures (TensorBoard)."""
         experiment = getattr(self.logger, "experiment", None)
         if experiment is not None and hasattr(experiment, "add_figure"):
-            experiment.add_figure(tag, make_figure(), global_step=self.global_step)
+            experiment.add_figure(tag, make_figure(), global_step=self.evaluated_step)
 
     def _evaluate_world_model(self, prefix: str) -> dict[str, float]:
         """The world model's open-loop prediction error against horizon, beside copy-last and a
@@ -771,7 +807,7 @@ class QuadlitModule(L.LightningModule):
         report = open_loop_errors(self.world_model, self.obs_norm(steps.obs), steps.action, steps.done,
                                   steps.pushed, groups=dm.spec.obs_segments)
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
-            print(f"\nworld-model open-loop error ({prefix}, step {self.global_step}; RMS over windows and slots of "
+            print(f"\nworld-model open-loop error ({prefix}, step {self.evaluated_step}; RMS over windows and slots of "
                   f"error / the slot's std, {report.judged_envs} judged environments):\n{format_table(report)}")
             with_push = None if report.with_push is None else report.with_push.curves()
             self._add_figure(f"{prefix}/world_model_error", lambda: horizon_error_figure(

@@ -144,6 +144,27 @@ def test_non_finite_env_is_flagged_restored_and_isolated(method):
     assert step(MODEL, sim, envp, st, act, method=method) == 0
 
 
+@pytest.mark.parametrize("method", ["shards", "block"])
+def test_infinite_actions_step_as_zero_like_nan(method):
+    """The README and the warnings say non-finite actions are stepped as zero: ±inf as well as
+    NaN, not clipped to ±1."""
+    sim, envp = SimParams(), EnvParams.allocate(3)
+    bad, zero = PhysicsState.allocate(3), PhysicsState.allocate(3)
+    bad.set_standing(MODEL)
+    zero.set_standing(MODEL)
+    actions = np.tile(np.random.default_rng(1).uniform(-0.5, 0.5, 12), (3, 1))
+    broken = actions.copy()
+    broken[0, :4] = np.inf
+    broken[1, 4:8] = -np.inf
+    broken[2, 8:] = (np.nan, np.inf, -np.inf, np.nan)
+    actions[0, :4], actions[1, 4:8], actions[2, 8:] = 0.0, 0.0, 0.0
+    for _ in range(3):
+        assert step(MODEL, sim, envp, bad, broken, method=method) == 0
+        step(MODEL, sim, envp, zero, actions, method=method)
+    for a, b in zip(bad, zero):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_agent_centred_world_is_independent_of_distance_travelled():
     """An env whose robot is 1e7 m away evolves bit-for-bit like one at the origin."""
     sim = SimParams()

@@ -191,6 +191,22 @@ def test_time_out_is_truncation_not_termination():
     task.close()
 
 
+def test_infinite_actions_count_as_zero_in_motors_and_observation():
+    """±inf action components are stepped as zero (as NaN is): the motors, the previous-action
+    slots of the observation and the action-rate reward read 0, not ±1."""
+    broken = np.zeros((2, 12), np.float32)
+    broken[0, :6], broken[1, 6:] = np.inf, -np.inf
+    results = []
+    for actions in (broken, np.zeros((2, 12), np.float32)):
+        task = BalanceTask(2, QUIET, seed=0)
+        for _ in range(3):
+            result = task.step(actions)
+        results.append((result.obs.copy(), result.reward.copy()))
+        task.close()
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
 def test_push_changes_trunk_velocity_by_the_drawn_amount():
     """Two copies of a standing robot, one pushed this step: the trunk velocities differ by the
     drawn kick (up to what the legs absorb in one 20 ms step)."""

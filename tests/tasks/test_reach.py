@@ -364,3 +364,17 @@ def test_every_param_is_documented_and_checked():
     doc = ReachParams.__doc__
     for f in dataclasses.fields(ReachParams):
         assert f"        {f.name}: " in doc, f.name
+
+
+def test_infinite_actions_count_as_zero_like_nan():
+    """±inf action components are stepped as zero (as NaN is), not clipped to ±1, in the kernel
+    and in the reference."""
+    broken = np.array([[np.inf, -np.inf, np.inf], [-np.inf, np.nan, 0.5]], np.float32)
+    zeroed = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.5]], np.float32)
+    tasks = [ReachTask(2, ReachParams(), seed=4, pool=ShardPool(1)) for _ in range(2)]
+    ref = ReachReference(ReachParams(), tasks[0].state_dict())
+    for _ in range(3):
+        got, want = tasks[0].step(broken), tasks[1].step(zeroed)
+        np.testing.assert_array_equal(got.obs, want.obs)
+        np.testing.assert_array_equal(got.reward, want.reward)
+        np.testing.assert_allclose(ref.step(broken)["obs"].astype(np.float32), want.obs, atol=1e-5)

@@ -129,3 +129,15 @@ def test_a_critic_reading_the_surprise_is_sized_for_it_and_trains(tmp_path, monk
                    "--trainer.default_root_dir", str(tmp_path)])
     metrics = cli.trainer.callback_metrics
     assert torch.isfinite(metrics["train/value_loss"]) and "world_model/dynamics" in metrics
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"policy": "mlp", "critic": "separate"},
+                                    {"critic": "privileged", "wm_history": 3, "wm_latent_dim": 64}])
+def test_parameter_estimates_behind_the_memory_check_are_close_to_the_real_counts(kwargs):
+    from quadlit.training.module import _parameter_counts
+
+    module = QuadlitModule(obs_dim=37, action_dim=12, privileged_dim=9, **kwargs)
+    real = sum(p.numel() for net in (module.policy, module.critic, module.world_model) if net is not None
+               for p in net.parameters())
+    estimate = sum(_parameter_counts(module.hparams).values())
+    assert 0.9 * real <= estimate <= 1.1 * real, (estimate, real)

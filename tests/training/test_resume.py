@@ -187,6 +187,67 @@ def test_a_refused_resume_writes_nothing(reach_run, tmp_path, capsys):
     assert _snapshot(root) == before  # config.yaml not rewritten, no new events file
 
 
+def test_a_run_directory_is_written_by_one_process_at_a_time(reach_run, tmp_path, capsys):
+    root = _copy_of(reach_run, tmp_path)
+    run_dir = root / "lightning_logs" / "version_0"
+    holder = subprocess.Popen(  # another process continuing the same run
+        [sys.executable, "-c", "import sys, time\nfrom quadlit.training.run_lock import RunDirectoryLock\n"
+         "RunDirectoryLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\ntime.sleep(300)", str(run_dir)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = _snapshot(root)
+        capsys.readouterr()
+        assert main(_reach(root, "--ckpt_path", "last", "--trainer.max_epochs", "2")) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("quadlit: error:") and f"pid {holder.pid}" in err[-1] and str(run_dir) in err[-1], err
+        assert _snapshot(root) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    # the killed process's lock file is left behind, and recognised as stale
+    assert (run_dir / ".quadlit.lock").is_file()
+    assert main(_reach(root, "--ckpt_path", "last", "--trainer.max_epochs", "2")) == 0
+    assert not (run_dir / ".quadlit.lock").exists()
+    first = torch.load(_last(reach_run), weights_only=True)["global_step"]
+    assert torch.load(_last(root), weights_only=True)["global_step"] == 2 * first  # it trained the second epoch
+
+
+def test_a_run_whose_max_time_is_spent_is_refused_and_one_with_time_left_says_how_much(tmp_path, capsys):
+    root = tmp_path / "timed"
+    # the default config's way of ending a run: trainer.max_time (here 1 s of training)
+    assert main(_reach(root, "--trainer.max_time", "00:00:00:01", "--trainer.max_epochs", "100000")) == 0
+    timer = torch.load(_last(root), weights_only=True)["callbacks"]["Timer"]
+    assert timer["time_elapsed"]["train"] >= 1.0
+    before = _snapshot(root)
+    capsys.readouterr()
+    assert main(_reach(root, "--ckpt_path", "last", "--trainer.max_time", "00:00:00:01",
+                       "--trainer.max_epochs", "100000")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "nothing would be trained" in err[1] and "--trainer.max_time" in err[1], err
+    assert _snapshot(root) == before  # no events file, no config.yaml rewritten
+    # with time left: one line before starting says how much, then the run continues
+    step = torch.load(_last(root), weights_only=True)["global_step"]
+    epoch = torch.load(_last(root), weights_only=True)["epoch"]
+    assert main(_reach(root, "--ckpt_path", "last", "--trainer.max_time", "00:01:00:00",
+                       "--trainer.max_epochs", str(epoch + 2))) == 0
+    err = capsys.readouterr().err
+    assert "left (for more, give a longer --trainer.max_time" in err and "0:59:5" in err, err
+    assert torch.load(_last(root), weights_only=True)["global_step"] > step
+
+
+def test_ckpt_path_last_continues_a_run_without_a_logger(tmp_path, capsys):
+    root = tmp_path / "run"
+    assert main(_reach(root, "--trainer.logger", "false")) == 0
+    checkpoints = root / "checkpoints"  # where Lightning saves without a logger
+    first = torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"]
+    capsys.readouterr()
+    assert main(_reach(root, "--trainer.logger", "false", "--ckpt_path", "last", "--trainer.max_epochs", "2")) == 0
+    assert f"resuming from {checkpoints / 'last.ckpt'}" in capsys.readouterr().err
+    assert sorted(p.name for p in checkpoints.glob("last*.ckpt")) == ["last.ckpt"]  # no last-v1.ckpt beside it
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 2 * first
+
+
 def test_a_moved_run_resumes_from_its_newest_checkpoint_each_time(reach_run, tmp_path, capsys):
     moved = tmp_path / "elsewhere"
     shutil.copytree(reach_run, moved)  # saved paths inside the checkpoint still name reach_run

@@ -43,8 +43,8 @@ class StepView(NamedTuple):
 
 @nb.njit(inline="always", **JIT)
 def clip_action(a):
-    """One action component clipped to [-1, 1]; NaN becomes 0 (as the motors read it)."""
-    if a != a:
+    """One action component clipped to [-1, 1]; NaN and ±inf become 0 (as the motors read it)."""
+    if not (a - a == 0.0):  # NaN or ±inf (inf - inf is NaN)
         a = 0.0
     return -1.0 if a < -1.0 else (1.0 if a > 1.0 else a)
 

@@ -56,8 +56,8 @@ def pack_params(params: ReachParams) -> np.ndarray:
 
 @nb.njit(inline="always", cache=True, nogil=True)
 def _clip_unit(a):
-    """Clip to [-1, 1]; NaN becomes 0 (a broken action must not poison the state)."""
-    if a != a:
+    """Clip to [-1, 1]; NaN and ±inf become 0 (a broken action must not poison the state)."""
+    if not (a - a == 0.0):  # NaN or ±inf (inf - inf is NaN)
         return 0.0
     if a > 1.0:
         return 1.0

@@ -92,7 +92,7 @@ class ReachReference:
     def step_env(self, i: int, action) -> dict:
         p, s = self.p, self.state
         dt = p.dt
-        a = [0.0 if math.isnan(v) else min(1.0, max(-1.0, float(v))) for v in action]
+        a = [min(1.0, max(-1.0, float(v))) if math.isfinite(v) else 0.0 for v in action]
         x, y, z = (float(v) for v in s["pos"][i])
         vx, vy, vz = (float(v) for v in s["vel"][i])
         on_ground = z <= p.ground_level

@@ -182,7 +182,7 @@ class ReachTask(VecTask):
         """Advance every environment by one control step.
 
         Args:
-            actions: shape (N, 3), in [-1, 1] (clipped; NaN counts as 0).
+            actions: shape (N, 3), in [-1, 1] (clipped; NaN and ±inf count as 0).
 
         Returns: a ``StepResult`` over the task's buffers (overwritten by the next step). Beyond
         the contract, ``final_obs`` and ``episode`` are filled for every row: the observation
