@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from quadlit.errors import ConfigError
+from quadlit.outputs import check_output_file, json_result, write_text
 
 PUSHES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 
@@ -173,12 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"bench robots: --dir {folder}: no such folder")
     if args.states < 1 or args.minutes <= 0 or args.episodes < 1 or args.threads < 1:
         raise ConfigError("bench robots: --states, --minutes, --episodes and --threads must be positive")
-    if args.json:
-        try:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).touch()
-        except OSError as exc:
-            raise ConfigError(f"bench robots: --json {args.json}: cannot write it ({exc.strerror or exc})") from None
+    if args.json:  # checked before the work: an earlier result of this command may be replaced, nothing else
+        check_output_file(args.json, "bench robots: --json", rewritable=json_result("robots"))
     files = robot_files(folder)
     if not files:
         raise ConfigError(f"bench robots: no .xml or .urdf files under {folder}")
@@ -199,5 +196,5 @@ def main(argv: list[str] | None = None) -> int:
                 print()
                 print(training_table(row["name"], row["training"]))
     if args.json:
-        Path(args.json).write_text(json.dumps({"robots": rows}, indent=1, default=float))
+        write_text(args.json, json.dumps({"robots": rows}, indent=1, default=float))
     return 0

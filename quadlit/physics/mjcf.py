@@ -203,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the trunk, knees and shanks collide with the ground too (a fallen robot lies on it; "
                              "always with --robot: an imported robot's shapes came from its collision geometry)")
     args = parser.parse_args(argv)
+    if args.out is not None:  # before the work: never over the robot's own file or one export-mjcf did not write
+        from quadlit.outputs import check_output_file
+
+        check_output_file(args.out, "export-mjcf: --out", inputs=[args.robot] if args.robot else [],
+                          rewritable=_written_by_export_mjcf)
     if args.robot is None:
         model, sim, name = a1_model(), SimParams(), "quadlit_a1"
     else:
@@ -215,10 +220,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        from quadlit.outputs import write_text
+
+        write_text(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _written_by_export_mjcf(path) -> bool:
+    """Whether ``path`` is an earlier ``export-mjcf`` output (it may be replaced)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return f'<numeric name="{CUSTOM_NOMINAL_HEIGHT}"' in fh.read(1_000_000)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 if __name__ == "__main__":

@@ -244,3 +244,24 @@ def test_unsupported_robot_files_are_refused_in_one_line(case, tmp_path):
     assert expected in message and "\n" not in message and str(path) in message, message
     assert isinstance(info.value, ConfigError)  # the CLI prints it as one line, exit status 2
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_export_mjcf_never_writes_over_the_robots_file_or_a_file_it_did_not_write(tmp_path, capsys):
+    """``export-mjcf --out``: its own earlier output may be replaced; the robot's own file or any
+    other file is refused in one line and left as it was."""
+    from quadlit.cli import main
+
+    robot = tmp_path / "robot.xml"
+    robot.write_text(ROTATED.read_text())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    out = tmp_path / "export.xml"
+    assert main(["export-mjcf", "--out", str(out)]) == 0
+    assert main(["export-mjcf", "--out", str(out)]) == 0  # its own output again
+    for target in (robot, notes):
+        before = target.read_text()
+        capsys.readouterr()
+        assert main(["export-mjcf", "--robot", str(robot), "--out", str(target)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--out" in err, err
+        assert target.read_text() == before
