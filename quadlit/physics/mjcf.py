@@ -208,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
 
         check_output_file(args.out, "export-mjcf: --out", inputs=[args.robot] if args.robot else [],
                           rewritable=_written_by_export_mjcf)
+        from pathlib import Path
+
+        from quadlit.errors import ConfigError
+
+        if not Path(args.out).absolute().parent.is_dir():
+            raise ConfigError(f"export-mjcf: --out: cannot write {args.out}: its folder does not exist")
     if args.robot is None:
         model, sim, name = a1_model(), SimParams(), "quadlit_a1"
     else:

@@ -30,3 +30,15 @@ def test_reset_tilt_stays_below_the_failure_tilt():
     with pytest.raises(ValueError, match="balance.reset_tilt must be < max_tilt"):
         BalanceParams(reset_tilt=0.8, max_tilt=0.8)
     BalanceParams(reset_tilt=0.3, max_tilt=0.8)
+
+
+@pytest.mark.parametrize("changes,needle", [
+    ({"substeps": 100000}, "control period"),
+    ({"physics_dt": 1e-300}, "physics_dt must be >= 1e-5"),
+    ({"physics_dt": 0.0005, "substeps": 2}, "control period"),
+])
+def test_the_control_period_is_bounded(changes, needle):
+    """Issue 32, item 20: 100000 substeps or a 1e-300 s step were accepted without a word."""
+    with pytest.raises(ValueError, match=needle):
+        BalanceParams(**changes)
+    BalanceParams(physics_dt=0.002, substeps=10)  # 50 Hz with 2 ms steps stays fine

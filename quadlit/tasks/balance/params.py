@@ -167,6 +167,12 @@ class BalanceParams:
             bad("target_height", ">= 0 (or null: the robot's own)")
         if self.physics_dt > 0.005:
             bad("physics_dt", "<= 0.005 s (contacts are not stable with larger substeps)")
+        if self.physics_dt < 1e-5:
+            bad("physics_dt", ">= 1e-5 s (finer steps only cost time: a control step would take millions)")
+        if not 0.002 <= self.control_dt <= 0.1:
+            raise ValueError(f"balance.physics_dt x balance.substeps (the control period) must be in [0.002, 0.1] s "
+                             f"(50-500 Hz is what robots run; beyond, the policy cannot react or each step costs "
+                             f"too many substeps), got {self.physics_dt} x {self.substeps} = {self.control_dt:g} s")
         for name in ("push_magnitude", "reset_tilt", "reset_joint_noise", "reset_velocity_noise",
                      "reset_height_noise", "friction_min", "obs_noise", "upright_scale", "height_scale",
                      "lin_vel_scale", "ang_vel_scale", "energy_scale", "action_rate_scale", "pose_scale",
