@@ -515,8 +515,9 @@ class Comparison:
 
 
 def compare(source: PolicySource, episodes: int, seed: int, threads: int, max_steps: int | None = None,
-            friction: str = "default") -> Comparison:
-    """quadlit's push-robustness episodes of ``source`` and the same episodes in MuJoCo."""
+            friction: str = "default", engine: type | None = None) -> Comparison:
+    """quadlit's push-robustness episodes of ``source`` and the same episodes in MuJoCo
+    (``engine``: a ``MujocoBalance`` subclass to run them, as ``quadlit bench gap``'s)."""
     from quadlit.envs.pool import ShardPool
     from quadlit.tasks import evaluations, make_evaluation_task
     from quadlit.training.rollout import evaluate_policy
@@ -535,11 +536,11 @@ def compare(source: PolicySource, episodes: int, seed: int, threads: int, max_st
         task.close()
         pool.close()
     start = time.perf_counter()
-    engine = MujocoBalance(evaluation.params, starts, threads, friction)
+    mj = (engine or MujocoBalance)(evaluation.params, starts, threads, friction)
     try:
-        theirs = engine.run(source.policy, source.obs_norm)
+        theirs = mj.run(source.policy, source.obs_norm)
     finally:
-        engine.close()
+        mj.close()
     return Comparison(episodes, {k: ours[k] for k in ("survived", "length")}, theirs, quadlit_seconds,
                       time.perf_counter() - start)
 

@@ -1,4 +1,4 @@
-"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus|versus-sb3|compile|update|world-model|falls|early|robots|all``."""
+"""Benchmarks (scripts, not tests): ``quadlit bench reach|physics|train|soak|render|fingerprint|versus|versus-sb3|compile|update|world-model|falls|early|robots|gap|all``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ BENCHES = {
     "falls": "quadlit.bench.falls",
     "early": "quadlit.bench.early",
     "robots": "quadlit.bench.robots",
+    "gap": "quadlit.bench.gap",
 }
 
 
