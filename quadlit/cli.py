@@ -459,6 +459,17 @@ class QuadlitCLI(LightningCLI):
                 return f"warning: data.task is {data.get('task')!r}, so {names} {'is' if len(unused) == 1 else 'are'} not used"
         return None
 
+    def _too_many_physics_threads(self) -> str | None:
+        """A line when ``data.physics_threads`` is more than this machine's CPUs (1000 threads on 2
+        cores ran a tiny run at half its speed without a word); None otherwise."""
+        _, cfg = self._subcommand_config()
+        threads = (cfg.get("data") or {}).get("physics_threads") if cfg else None
+        cpus = os.cpu_count() or 1
+        if isinstance(threads, int) and threads > cpus:
+            return (f"warning: data.physics_threads is {threads}, more than this machine's {cpus} CPUs: the extra "
+                    f"threads only slow the run (give at most {cpus}, or null for one per core)")
+        return None
+
     def _check_trainer_flags(self) -> None:
         _, cfg = self._subcommand_config()
         trainer = cfg.get("trainer", {}) if cfg else {}
@@ -494,6 +505,7 @@ class QuadlitCLI(LightningCLI):
         self._check_evaluated_weights()
         self._check_guard()
         self._unused_note = self._unused_task_params()  # said when the run starts: bad input stays one line
+        self._threads_note = self._too_many_physics_threads()
         # what --model.* options asked for: LightningCLI then replaces the whole model section
         # with the checkpoint's hyperparameters (before_instantiate_classes puts them back or refuses)
         _, cfg = self._subcommand_config()
@@ -606,6 +618,8 @@ class QuadlitCLI(LightningCLI):
         self.trainer.callbacks.append(interrupt)
         if getattr(self, "_unused_note", None):
             _note(self._unused_note)
+        if getattr(self, "_threads_note", None):
+            _note(self._threads_note)
         with lock:
             try:
                 with interrupt.watching():

@@ -57,3 +57,44 @@ def test_gym_step_refuses_an_action_of_another_shape(shape):
         env.step(np.zeros(12))  # the right shape still steps
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("bench", ["train", "versus", "robots"])
+def test_a_negative_bench_seed_is_named_as_seeds(capsys, bench):
+    # bench train --seeds -1 printed its header, then "seed_everything must be ..." of the child run
+    _assert_one_line(capsys, main(["bench", bench, "--seeds", "-1"]), "--seeds")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    # the renderer's ValueError traceback (under a display; without one: "cannot render")
+    (["record", "--ckpt_path", "/nonexistent.ckpt", "--out", "x.gif", "--width", "0"], "--width and --height"),
+    # GIF bytes were written to x.mp4 without a word
+    (["record", "--ckpt_path", "/nonexistent.ckpt", "--out", "x.mp4"], "give a .gif name"),
+    # PIL's traceback after the window had run
+    (["play", "--task", "balance", "--policy", "zero", "--screenshot", "."], "--screenshot: . is a folder"),
+    (["play", "--task", "balance", "--policy", "zero", "--screenshot", "frame"], "give an image file name"),
+])
+def test_record_and_play_outputs_are_checked_first(tmp_path, monkeypatch, capsys, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    _assert_one_line(capsys, main(argv), needle)
+    assert _files(tmp_path) == []
+
+
+def test_more_physics_threads_than_cpus_is_said_when_the_run_starts(tmp_path, capsys, monkeypatch):
+    # 1000 threads on 2 cores were taken without a word (a tiny run at half its speed); the line
+    # is kept for the start of the run (bad input found later stays one line)
+    from quadlit.cli import QuadlitCLI
+    from quadlit.errors import ConfigError
+
+    notes = []
+
+    def stop(self):
+        notes.append(getattr(self, "_threads_note", None))
+        raise ConfigError("stopped before building anything")
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr(QuadlitCLI, "instantiate_classes", stop)
+    for threads in ("2", "1000"):
+        assert main(_fit_args(tmp_path / "out", "--data.physics_threads", threads)) == 2
+    assert notes[0] is None
+    assert "data.physics_threads is 1000, more than this machine's 2 CPUs" in notes[1], notes
