@@ -102,6 +102,7 @@ TRAINER_FLAG_RULES = {
     "log_every_n_steps": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1 (or null)"),
     "min_epochs": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (or null)"),
     "min_steps": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (or null)"),
+    "num_sanity_val_steps": (lambda v: isinstance(v, int) and v >= -1, "an integer >= 0, or -1 for all (or null)"),
     # the rollouts give the networks float32 observations: only float32 weights, or autocast, take them
     "precision": (lambda v: str(v) not in ("64", "64-true", "16-true", "bf16-true"),
                   "32-true, 16-mixed or bf16-mixed (64-true, 16-true and bf16-true are not supported)"),
@@ -243,6 +244,17 @@ def _check_config_files(args) -> None:
         if not isinstance(content, dict):
             raise ConfigError(f"--config {path}: expected a YAML mapping with trainer:, data: and/or model: "
                               f"sections, got a {type(content).__name__}")
+        for section in ("trainer", "data", "model"):
+            value = content.get(section)
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"--config {path}: {section}: must be a mapping of {section} options "
+                                  f"(see configs/*.yaml), got {value!r}")
+        data = content.get("data")
+        for task in TASK_NAMES if isinstance(data, dict) else ():
+            value = data.get(task)
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"--config {path}: data.{task}: must be a mapping of the {task} task's "
+                                  f"parameters, got {value!r}")
         _note_options_a_later_config_overrode(given, path, content)
 
 
@@ -447,6 +459,17 @@ class QuadlitCLI(LightningCLI):
                 return f"warning: data.task is {data.get('task')!r}, so {names} {'is' if len(unused) == 1 else 'are'} not used"
         return None
 
+    def _too_many_physics_threads(self) -> str | None:
+        """A line when ``data.physics_threads`` is more than this machine's CPUs (1000 threads on 2
+        cores ran a tiny run at half its speed without a word); None otherwise."""
+        _, cfg = self._subcommand_config()
+        threads = (cfg.get("data") or {}).get("physics_threads") if cfg else None
+        cpus = os.cpu_count() or 1
+        if isinstance(threads, int) and threads > cpus:
+            return (f"warning: data.physics_threads is {threads}, more than this machine's {cpus} CPUs: the extra "
+                    f"threads only slow the run (give at most {cpus}, or null for one per core)")
+        return None
+
     def _check_trainer_flags(self) -> None:
         _, cfg = self._subcommand_config()
         trainer = cfg.get("trainer", {}) if cfg else {}
@@ -459,6 +482,22 @@ class QuadlitCLI(LightningCLI):
             # Lightning seeds NumPy with it, which takes only these
             raise ConfigError(f"seed_everything must be true, false or an integer from 0 to {MAX_SEED}, got {seed}")
 
+    def _set_seed(self) -> None:
+        """``seed_everything: true`` asks for a random seed (the option's help says so), but
+        Lightning's ``seed_everything()`` without a seed takes 0: choose one here, say it, and let
+        Lightning record it in ``config.yaml`` (DDP's other processes take rank 0's from
+        ``PL_GLOBAL_SEED``)."""
+        if self._get(self.config, "seed_everything") is True and "PL_GLOBAL_SEED" not in os.environ:
+            import secrets
+
+            seed = secrets.randbelow(MAX_SEED + 1)
+            if self.subcommand:
+                self.config[self.subcommand]["seed_everything"] = seed
+            else:
+                self.config["seed_everything"] = seed
+            _note(f"seed_everything true: seed {seed} chosen at random (recorded in config.yaml)")
+        super()._set_seed()
+
     def parse_arguments(self, parser, args) -> None:
         _check_config_files(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
@@ -466,6 +505,7 @@ class QuadlitCLI(LightningCLI):
         self._check_evaluated_weights()
         self._check_guard()
         self._unused_note = self._unused_task_params()  # said when the run starts: bad input stays one line
+        self._threads_note = self._too_many_physics_threads()
         # what --model.* options asked for: LightningCLI then replaces the whole model section
         # with the checkpoint's hyperparameters (before_instantiate_classes puts them back or refuses)
         _, cfg = self._subcommand_config()
@@ -578,6 +618,8 @@ class QuadlitCLI(LightningCLI):
         self.trainer.callbacks.append(interrupt)
         if getattr(self, "_unused_note", None):
             _note(self._unused_note)
+        if getattr(self, "_threads_note", None):
+            _note(self._threads_note)
         with lock:
             try:
                 with interrupt.watching():

@@ -187,7 +187,11 @@ class QuadlitEnv(gymnasium.Env):
         return obs, {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        action = np.asarray(action, dtype=np.float32).reshape(1, self.task_spec.action_dim)
+        action = np.asarray(action, dtype=np.float32)
+        dim = self.task_spec.action_dim
+        if action.shape not in ((dim,), (1, dim)):  # (2, 6) would reshape silently into one action
+            raise ValueError(f"action must have shape ({dim},), got {action.shape}")
+        action = action.reshape(1, dim)
         _warn_once_if_nonfinite(self, action)
         result = self._task.step(action)
         done = bool(result.done[0])

@@ -487,6 +487,15 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"play: --width and --height must be >= 16, got {args.width} x {args.height}")
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"play: --max-frames must be >= 1, got {args.max_frames}")
+    if args.screenshot is not None:  # checked before the window opens (was PIL's traceback after it closed)
+        from PIL import Image
+
+        from quadlit.outputs import check_output_file, holds_image
+
+        check_output_file(args.screenshot, "play: --screenshot", inputs=[p for p in (args.ckpt_path,) if p],
+                          rewritable=holds_image)
+        if args.screenshot.suffix.lower() not in Image.registered_extensions():
+            raise ConfigError(f"play: --screenshot: give an image file name such as frame.png, got {args.screenshot}")
     session = build_session(args)  # bad arguments and checkpoints are reported before the display
     try:
         if session.frame_fn is None:

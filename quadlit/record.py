@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
@@ -31,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.fps <= 0:
         raise ConfigError("--seconds and --fps must be > 0")
+    if args.width < 16 or args.height < 16:  # the renderer's bound (was its traceback)
+        raise ConfigError(f"--width and --height must be >= 16, got {args.width} x {args.height}")
     check_output_file(args.out, "--out", inputs=[args.ckpt_path], rewritable=holds_image)
+    if Path(args.out).suffix.lower() != ".gif":  # the frames are GIF bytes whatever the name says
+        raise ConfigError(f"--out: record writes an animated GIF; give a .gif name, got {args.out}")
     if args.still:
         check_output_file(args.still, "--still", inputs=[args.ckpt_path, args.out], rewritable=holds_image)
 

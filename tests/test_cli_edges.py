@@ -208,7 +208,14 @@ def test_a_union_typed_field_keeps_the_reason(tmp_path, capsys, flag, value, rea
 
 
 @pytest.mark.parametrize("content,needle", [("", "is empty"), ("# only a comment\n", "is empty"),
-                                            ("- a\n- b\n", "got a list")])
+                                            ("- a\n- b\n", "got a list"),
+                                            # a section that is not a mapping was an AttributeError
+                                            # traceback (issue 32, second pass: docs/user_paths.md)
+                                            ("model: 5\n", "model: must be a mapping"),
+                                            ("trainer: [1, 2]\n", "trainer: must be a mapping"),
+                                            ("data: fast\n", "data: must be a mapping"),
+                                            ("data:\n  task: balance\n  balance: 3\n",
+                                             "data.balance: must be a mapping")])
 def test_a_config_file_that_is_not_a_mapping(tmp_path, capsys, content, needle):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(content)

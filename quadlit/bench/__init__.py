@@ -173,6 +173,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed_int(text: str) -> int:
+    """argparse ``type`` of a run's seed: an integer from 0 to 2**32 - 1 (it becomes the run's
+    ``--seed_everything``, whose error would name that option, not ``--seeds``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {2**32 - 1}, got {text!r}") from None
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {2**32 - 1}, got {value}")
+    return value
+
+
 def require_config(path: str | None, prog: str) -> None:
     """One line and exit 2 when a benchmark's ``--config`` is not a file (instead of a traceback
     from a child process, or a run that fails after minutes of another one)."""

@@ -103,7 +103,9 @@ def measure(task: str, cache_dir: str, child: str = CHILD, *args: str, helper: b
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="quadlit bench compile", description=__doc__.split("\n")[0])
-    p.add_argument("--task", default="balance", help="task whose kernels are compiled")
+    from quadlit.tasks import TASK_NAMES
+
+    p.add_argument("--task", default="balance", choices=TASK_NAMES, help="task whose kernels are compiled")
     p.add_argument("--repeats", type=int, default=1, help="cold runs (each with its own empty cache)")
     p.add_argument("--kernels", type=int, default=8, help="list the N functions that took longest to compile")
     p.add_argument("--fit", metavar="CONFIG", help="also time a fit with this config to its first finished iteration")

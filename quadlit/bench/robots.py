@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from quadlit.bench import seed_int
 from quadlit.errors import ConfigError
 from quadlit.outputs import check_output_file, json_result, write_text
 
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", action="store_true", help="also train each robot and run it in MuJoCo")
     p.add_argument("--config", default="configs/balance.yaml", help="the fit config of --train")
     p.add_argument("--minutes", type=float, default=3.0, help="training wall-clock per seed (--train)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --train")
+    p.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2], help="seeds of --train")
     p.add_argument("--episodes", type=int, default=64, help="push-robustness episodes per magnitude (--train)")
     p.add_argument("--threads", type=int, default=2, help="threads of each engine in the sim2sim comparison")
     p.add_argument("--json", default=None, help="write every reading here")

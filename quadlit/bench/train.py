@@ -36,7 +36,7 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
-from quadlit.bench import TrainingClock, check_result_paths, epochs_between_evaluations, require_config  # noqa: E402
+from quadlit.bench import TrainingClock, check_result_paths, epochs_between_evaluations, require_config, seed_int  # noqa: E402
 from quadlit.outputs import json_result, write_text  # noqa: E402
 
 #: Training metrics kept per iteration in the --json output (when logged).
@@ -294,7 +294,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quadlit bench train", description=__doc__.split("\n")[0])
     p.add_argument("--config", default="configs/balance.yaml", help="the fit config to run")
     p.add_argument("--minutes", type=float, default=3.0, help="training wall-clock budget per seed")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (several: one process each)")
+    p.add_argument("--seeds", type=seed_int, nargs="+", default=[0], help="seeds (several: one process each)")
     p.add_argument("--cold", action="store_true", help="each seed with a fresh, empty Numba cache")
     p.add_argument("--eval-every", type=int, default=2, help="evaluate every N epochs")
     p.add_argument("--fine-eval-s", type=float, default=0.0,

@@ -45,7 +45,7 @@ T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
-from quadlit.bench import EvaluationSchedule, TrainingClock, check_result_paths, require_config  # noqa: E402
+from quadlit.bench import EvaluationSchedule, TrainingClock, check_result_paths, require_config, seed_int  # noqa: E402
 from quadlit.outputs import json_result, write_text  # noqa: E402
 from quadlit.bench.baselines import DEFAULT_ENVS, LABELS, RUNS, print_row  # noqa: E402
 from quadlit.errors import ConfigError  # noqa: E402
@@ -143,7 +143,7 @@ def parser(prog: str = "quadlit bench versus") -> argparse.ArgumentParser:
                         "rsl_rl_lstm: the same with rsl_rl's recurrent model")
     p.add_argument("--config", default="configs/balance.yaml", help="quadlit's fit config (and the evaluation task)")
     p.add_argument("--minutes", type=float, default=3.0, help="training wall-clock budget of each run")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (each run in its own process)")
+    p.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2], help="seeds (each run in its own process)")
     p.add_argument("--cold", action="store_true", help="every run with a fresh, empty Numba cache")
     p.add_argument("--baseline-params", "--sb3-params", dest="baseline_params", choices=["config", "default"],
                    default="config", help="the baseline trains on the config's task parameters or the task's defaults")
