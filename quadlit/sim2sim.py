@@ -45,7 +45,7 @@ from quadlit.errors import ConfigError
 from quadlit.outputs import atomic_write, check_output_file, check_output_folder, holds_image
 from quadlit.physics.control_step import MAX_ANG_VEL, MAX_HEIGHT, MAX_LIN_VEL
 from quadlit.physics.importer import ServoLayout, servo_layout, servo_spec, source_status
-from quadlit.physics.mjcf import SENSOR_LAYOUT, to_mjcf
+from quadlit.physics.mjcf import LEG_NAMES, SENSOR_LAYOUT, to_mjcf
 from quadlit.physics.model import RobotModel
 from quadlit.physics.robot import Robot
 from quadlit.tasks.balance.evaluation import PUSH_CURVE, curve_key
@@ -227,8 +227,9 @@ class MujocoBalance:
                           stiff_friction=friction == "stiff")
             base = mujoco.MjModel.from_xml_string(xml)
             trunk = mujoco.mj_name2id(base, mujoco.mjtObj.mjOBJ_BODY, "trunk")
+            feet = [mujoco.mj_name2id(base, mujoco.mjtObj.mjOBJ_GEOM, f"{leg}_foot") for leg in LEG_NAMES]
             return base, ServoLayout(trunk=trunk, free_qpos=0, free_dof=0, qpos=7 + np.arange(12), dof=6 + np.arange(12),
-                                     feet=np.zeros(4, dtype=np.int64), ref=np.zeros(12))
+                                     feet=np.array(feet, dtype=np.int64), ref=np.zeros(12))
         if not self.pd:
             raise ConfigError("sim2sim of an imported robot runs the pd motor mode (quadlit's PD law as servos on its "
                               "own file); this policy was trained in torque mode")
@@ -343,7 +344,11 @@ class MujocoBalance:
         touched = self.body_touches_ground(sensors)
         x, y = qpos[:, 4], qpos[:, 5]
         cos_tilt = 1.0 - 2.0 * (x * x + y * y)  # (trunk z axis) . (world z), as quadlit's -gravity_z
-        failed_rows = (~ok) | (cos_tilt < p.cos_max_tilt) | (qpos[:, 2] < p.min_height) | touched
+        #: each failure rule's verdict on the rows stepped (``idx``), for tools that ask which rule ended an episode
+        self.last_rules = {"diverged": ~ok, "tilt": cos_tilt < p.cos_max_tilt, "height": qpos[:, 2] < p.min_height,
+                           "body touch": touched}
+        failed_rows = np.logical_or.reduce(list(self.last_rules.values()))
+        self.last_stepped = idx
         failed = np.zeros(self.n, dtype=bool)
         diverged = np.zeros(self.n, dtype=bool)
         failed[idx] = failed_rows

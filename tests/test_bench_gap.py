@@ -39,7 +39,7 @@ def test_mujoco_changes_reach_the_episode_models():
 
     class Spy(gap.mujoco_engine(changes, collections.Counter())):
         def run(self, policy, obs_norm):
-            seen.update(dt=self.dt, nstep=self.nstep, model=self.models[0], feet=self.changed_feet)
+            seen.update(dt=self.dt, nstep=self.nstep, model=self.models[0], feet=[int(g) for g in self.layout.feet])
             return super().run(policy, obs_norm)
 
     compare(_zero_source(), 1, 0, 1, max_steps=3, engine=Spy)

@@ -81,13 +81,7 @@ def mujoco_engine(changes: dict[str, float | None], reasons: collections.Counter
         def _base_model(self, friction: str):
             m, lay = super()._base_model(friction)
             mj = self.mujoco
-            if self.robot_info.imported:
-                feet = [int(g) for g in lay.feet]
-            else:  # the built-in A1's export names its foot spheres
-                from quadlit.physics.mjcf import LEG_NAMES
-
-                feet = [mj.mj_name2id(m, mj.mjtObj.mjOBJ_GEOM, f"{name}_foot") for name in LEG_NAMES]
-            self.changed_feet = feet
+            feet = [int(g) for g in lay.feet]
             if "mj-dt" in changes:
                 m.opt.timestep = changes["mj-dt"]
             if "mj-rigid-foot" in changes:
@@ -122,11 +116,8 @@ def mujoco_engine(changes: dict[str, float | None], reasons: collections.Counter
 
         def step(self, actions, running):
             obs, failed, diverged = super().step(actions, running)
-            for i in np.flatnonzero(failed):
-                qpos = self.state[i, self.qpos_index]
-                x, y = qpos[4], qpos[5]
-                reasons["diverged" if diverged[i] else "tilt" if 1.0 - 2.0 * (x * x + y * y) < self.p.cos_max_tilt
-                        else "height" if qpos[2] < self.p.min_height else "body touch"] += 1
+            for row in np.flatnonzero(failed[self.last_stepped]):  # the first rule that holds, in their order
+                reasons[next(rule for rule, holds in self.last_rules.items() if holds[row])] += 1
             return obs, failed, diverged
 
     return Changed
